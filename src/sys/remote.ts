@@ -1,0 +1,97 @@
+// Remote syscalls: make a ptrace-stopped thread execute one system call chosen by ckpt.
+//
+// The thread's registers are pointed at a `syscall` instruction already present in its address
+// space (the vDSO has several; at restore the trampoline page has one), and it is resumed with
+// PTRACE_SYSCALL twice: to the syscall-enter stop and to the syscall-exit stop. No code of the
+// target is modified and no SIGTRAP is raised, so its signal handlers and mask stay untouched.
+// While ckpt drives it, every signal is blocked (PTRACE_SETSIGMASK) so that none is delivered
+// in between; the caller puts the mask back.
+import { hostArch, type Regs, type SyscallName } from './arch/index.js';
+import { errnoName } from './libc.js';
+import * as pt from './ptrace.js';
+
+const arch = hostArch();
+const ALL_SIGNALS = (1n << 64n) - 1n;
+const MINUS_ONE = (1n << 64n) - 1n;
+
+export class RemoteSyscallError extends Error {
+  constructor(readonly call: string, readonly tid: number, readonly errno: number) {
+    super(`remote ${call} in ${tid}: ${errnoName(errno)}`);
+    this.name = 'RemoteSyscallError';
+  }
+}
+
+/** A fork/clone event seen while a remote syscall ran (e.g. the new child of a remote clone3). */
+export interface RemoteEvent { event: number; message: bigint }
+
+export class RemoteThread {
+  /** Registers the thread had when it was taken over. */
+  readonly savedRegs: Regs;
+  readonly savedMask: bigint;
+  readonly events: RemoteEvent[] = [];
+  private regs: Regs;
+
+  /**
+   * @param tid a thread in a ptrace stop, seized with PTRACE_O_TRACESYSGOOD
+   * @param gadget address of a `syscall` instruction in its address space
+   */
+  constructor(readonly tid: number, public gadget: bigint) {
+    this.savedRegs = pt.getRegs(tid);
+    this.savedMask = pt.getSigmask(tid);
+    this.regs = { ...this.savedRegs };
+    pt.setSigmask(tid, ALL_SIGNALS);
+  }
+
+  /** Runs syscall `name` with args; returns the raw result (negative: -errno). */
+  tryCall(name: SyscallName, ...args: (bigint | number)[]): bigint {
+    const regs: Regs = { ...this.regs };
+    regs[arch.result] = BigInt(arch.nr[name]);
+    regs[arch.syscallNr] = MINUS_ONE;
+    regs[arch.pc] = this.gadget;
+    arch.args.forEach((r, i) => { regs[r] = BigInt.asUintN(64, BigInt(args[i] ?? 0)); });
+    pt.setRegs(this.tid, regs);
+    this.step(name, 'enter');
+    this.step(name, 'exit');
+    this.regs = pt.getRegs(this.tid);
+    return BigInt.asIntN(64, this.regs[arch.result]);
+  }
+
+  /** Runs syscall `name`; throws RemoteSyscallError on failure. */
+  call(name: SyscallName, ...args: (bigint | number)[]): bigint {
+    const r = this.tryCall(name, ...args);
+    if (r < 0n && r > -4096n) throw new RemoteSyscallError(name, this.tid, Number(-r));
+    return r;
+  }
+
+  private step(name: string, phase: string): void {
+    for (;;) {
+      pt.resumeToSyscall(this.tid);
+      const st = pt.wait(this.tid)!;
+      if (st.syscallStop) return;
+      if (st.stopped && st.event !== 0 && st.event !== pt.PTRACE_EVENT.STOP) {
+        // fork/clone/exec events arrive inside the syscall; the syscall-exit stop follows.
+        this.events.push({ event: st.event, message: pt.getEventMsg(this.tid) });
+        continue;
+      }
+      if (st.stopped && st.event === pt.PTRACE_EVENT.STOP) continue;
+      throw new Error(`remote ${name} in ${this.tid}: unexpected ${describe(st)} at syscall ${phase}`);
+    }
+  }
+
+  /**
+   * Puts the thread back as it was: registers (adjusted so an interrupted syscall restarts as
+   * the kernel would have restarted it) and signal mask. The thread stays in a ptrace stop.
+   */
+  restore(): void {
+    pt.setRegs(this.tid, arch.resumeRegs(this.savedRegs));
+    pt.setSigmask(this.tid, this.savedMask);
+  }
+}
+
+export function describe(st: pt.WaitStatus): string {
+  if (st.exited) return `exit ${st.exitCode}`;
+  if (st.signaled) return `death by signal ${st.termSignal}`;
+  if (st.syscallStop) return 'syscall stop';
+  if (st.event) return `ptrace event ${st.event} stop`;
+  return `stop by signal ${st.stopSignal}`;
+}
