@@ -8,6 +8,7 @@
 // in between; the caller puts the mask back.
 import { hostArch, type Regs, type SyscallName } from './arch/index.js';
 import { errnoName } from './libc.js';
+import { ProcMem } from './memory.js';
 import * as pt from './ptrace.js';
 
 const arch = hostArch();
@@ -94,4 +95,51 @@ export function describe(st: pt.WaitStatus): string {
   if (st.syscallStop) return 'syscall stop';
   if (st.event) return `ptrace event ${st.event} stop`;
   return `stop by signal ${st.stopSignal}`;
+}
+
+/**
+ * A scratch area mapped in a stopped process for the arguments and results of remote syscalls
+ * (structures the kernel reads or fills in). Unmapped again when done, so the process's memory
+ * map is as it was.
+ */
+export class RemoteScratch {
+  private constructor(readonly thread: RemoteThread, readonly mem: ProcMem, readonly addr: bigint,
+    readonly size: number) {}
+
+  static map(thread: RemoteThread, mem: ProcMem, size = 4096): RemoteScratch {
+    const PROT_RW = 3;
+    const MAP_PRIVATE_ANON = 0x22;
+    const addr = thread.call('mmap', 0, size, PROT_RW, MAP_PRIVATE_ANON, -1, 0);
+    return new RemoteScratch(thread, mem, BigInt.asUintN(64, addr), size);
+  }
+
+  /** An area the process already has (e.g. part of a page ckpt mapped for the restore). */
+  static at(thread: RemoteThread, mem: ProcMem, addr: bigint, size: number): RemoteScratch {
+    return new RemoteScratch(thread, mem, addr, size);
+  }
+
+  /** Copies data into the area at offset; returns its address in the process. */
+  put(data: Buffer, offset = 0): bigint {
+    if (offset + data.length > this.size) throw new Error('remote scratch area too small');
+    this.mem.write(this.addr + BigInt(offset), data);
+    return this.addr + BigInt(offset);
+  }
+
+  get(offset: number, len: number): Buffer {
+    const buf = Buffer.alloc(len);
+    this.mem.read(this.addr + BigInt(offset), buf);
+    return buf;
+  }
+
+  unmap(): void {
+    this.thread.call('munmap', this.addr, this.size);
+  }
+}
+
+/** Address of a `syscall` instruction inside [start, end) of the process (e.g. its vDSO). */
+export function findSyscallInsn(mem: ProcMem, start: bigint, end: bigint): bigint | undefined {
+  const code = Buffer.alloc(Number(end - start));
+  mem.read(start, code);
+  const at = code.indexOf(arch.syscallInsn);
+  return at < 0 ? undefined : start + BigInt(at);
 }

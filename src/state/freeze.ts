@@ -1,0 +1,136 @@
+// Freezing a process: every thread seized and held in a ptrace stop, until thawed.
+//
+// method 'ptrace': PTRACE_SEIZE + PTRACE_INTERRUPT each thread, repeated until no new thread
+// appears. method 'cgroup': the process's cgroup is frozen first (v2 cgroup.freeze or the v1
+// freezer), so that nothing runs while threads are seized, then thawed under ptrace.
+import fs from 'node:fs';
+import path from 'node:path';
+import { listThreads, readStat } from '../sys/proc.js';
+import * as pt from '../sys/ptrace.js';
+import { describe } from '../sys/remote.js';
+
+export type FreezeMethod = 'ptrace' | 'cgroup';
+
+export const SEIZE_OPTIONS = pt.PTRACE_O.TRACESYSGOOD;
+
+export class FreezeError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'FreezeError';
+  }
+}
+
+/** A frozen process: its threads, seized and stopped, in the order they were found. */
+export class FrozenProcess {
+  readonly threads: number[] = [];
+  private thawed = false;
+
+  private constructor(readonly pid: number, readonly method: FreezeMethod) {}
+
+  static freeze(pid: number, method: FreezeMethod = 'ptrace'): FrozenProcess {
+    const frozen = new FrozenProcess(pid, method);
+    try {
+      if (!fs.existsSync(`/proc/${pid}`)) throw new FreezeError(`no process ${pid}`);
+      if (pid === process.pid) throw new FreezeError('ckpt cannot freeze itself');
+      const st = readStat(pid);
+      if (st.state === 'Z') throw new FreezeError(`process ${pid} is a zombie`);
+      if (method === 'cgroup') frozen.freezeCgroup();
+      else frozen.seizeAll();
+    } catch (e) {
+      frozen.thaw();
+      if (e instanceof FreezeError) throw e;
+      throw new FreezeError(`cannot freeze ${pid}: ${(e as Error).message}`, { cause: e });
+    }
+    return frozen;
+  }
+
+  /** Seizes threads until a pass finds no new one (threads may be created while we seize). */
+  private seizeAll(): void {
+    for (;;) {
+      const fresh = listThreads(this.pid).filter((t) => !this.threads.includes(t));
+      if (fresh.length === 0) return;
+      for (const tid of fresh) this.seizeThread(tid);
+    }
+  }
+
+  private seizeThread(tid: number): void {
+    try {
+      pt.seize(tid, SEIZE_OPTIONS);
+    } catch (e) {
+      // A thread that exited between listing and seizing is simply gone.
+      if (!fs.existsSync(`/proc/${this.pid}/task/${tid}`)) return;
+      throw e;
+    }
+    this.threads.push(tid);
+    pt.interrupt(tid);
+    this.waitStopped(tid);
+  }
+
+  private waitStopped(tid: number): void {
+    for (;;) {
+      const st = pt.wait(tid)!;
+      if (st.stopped && st.event === pt.PTRACE_EVENT.STOP) return;
+      if (st.stopped) {
+        // A signal arrived first: it is re-queued on resume by passing it back; keep it pending
+        // by resuming with it and interrupting again.
+        pt.cont(tid, st.stopSignal ?? 0);
+        pt.interrupt(tid);
+        continue;
+      }
+      throw new FreezeError(`thread ${tid} of ${this.pid} ended while being frozen (${describe(st)})`);
+    }
+  }
+
+  private cgroupFreezer(): { file: string; freeze: string; thaw: string; events?: string } {
+    const lines = fs.readFileSync(`/proc/${this.pid}/cgroup`, 'utf8').trim().split('\n');
+    const v1 = lines.find((l) => l.split(':')[1]?.split(',').includes('freezer'));
+    if (v1) {
+      const dir = path.join('/sys/fs/cgroup/freezer', v1.split(':')[2]);
+      return { file: path.join(dir, 'freezer.state'), freeze: 'FROZEN', thaw: 'THAWED' };
+    }
+    const v2 = lines.find((l) => l.startsWith('0::'));
+    if (!v2) throw new FreezeError(`process ${this.pid} is in no freezable cgroup`);
+    const rel = v2.slice(3);
+    if (rel === '/') throw new FreezeError(`process ${this.pid} is in the root cgroup, which cannot be frozen; use method: ptrace`);
+    const dir = path.join('/sys/fs/cgroup', rel);
+    return { file: path.join(dir, 'cgroup.freeze'), freeze: '1', thaw: '0', events: path.join(dir, 'cgroup.events') };
+  }
+
+  private freezeCgroup(): void {
+    const fr = this.cgroupFreezer();
+    fs.writeFileSync(fr.file, fr.freeze);
+    try {
+      const deadline = Date.now() + 5000;
+      const frozen = () => fr.events
+        ? /^frozen 1$/m.test(fs.readFileSync(fr.events, 'utf8'))
+        : fs.readFileSync(fr.file, 'utf8').trim() === 'FROZEN';
+      while (!frozen()) {
+        if (Date.now() > deadline) throw new FreezeError(`cgroup of ${this.pid} did not freeze within 5 s`);
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+      }
+      // Nothing runs now: no thread can appear while we seize. Interrupts take effect on thaw.
+      for (const tid of listThreads(this.pid)) {
+        pt.seize(tid, SEIZE_OPTIONS);
+        this.threads.push(tid);
+        pt.interrupt(tid);
+      }
+    } finally {
+      fs.writeFileSync(fr.file, fr.thaw);
+    }
+    for (const tid of this.threads) this.waitStopped(tid);
+  }
+
+  /** Lets every thread go on as before. Safe to call twice and after the process died. */
+  thaw(): void {
+    if (this.thawed) return;
+    this.thawed = true;
+    for (const tid of this.threads) pt.tryDetach(tid);
+  }
+
+  /** Ends the frozen process (after a dump without leave-running). */
+  kill(): void {
+    this.thawed = true;
+    try { process.kill(this.pid, 'SIGKILL'); } catch { /* already gone */ }
+    for (const tid of this.threads) pt.tryDetach(tid);
+  }
+}
