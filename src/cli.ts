@@ -1,0 +1,219 @@
+// ckpt's command line: `run`, `schema`, and the plain commands of the table in
+// src/runner/commands.ts, each a one-step pipeline run by the same runner.
+import { readFileSync } from 'node:fs';
+import { constants } from 'node:os';
+import {
+  CkptError,
+  COMMANDS,
+  GLOBAL_FLAGS,
+  InterruptedError,
+  PipelineError,
+  UsageError,
+  commandHelp,
+  commandParams,
+  composePipelineSchema,
+  describeError,
+  describeFailure,
+  flagsHelp,
+  formatProblem,
+  parseArgs,
+  runPipeline,
+  runPipelineFile,
+  type CommandDefinition,
+  type FlagSpec,
+  type RunResult,
+} from './runner/index.js';
+import { didYouMean } from './runner/suggest.js';
+import { builtinSteps } from './steps/index.js';
+
+const RUN_FLAGS: FlagSpec[] = [
+  { long: 'set', type: 'string', value: 'KEY=VALUE', multiple: true, description: 'set a variable; overrides vars:' },
+  { long: 'dry-run', type: 'boolean', description: 'validate and print the plan; run nothing' },
+  ...GLOBAL_FLAGS,
+];
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function mainHelp(): string {
+  const commands: Array<[string, string]> = [
+    ['run', 'Run a pipeline file'],
+    ['schema', 'Print the pipeline JSON Schema (for editors)'],
+    ...COMMANDS.map((command): [string, string] => [command.name, command.summary]),
+  ];
+  const width = Math.max(...commands.map(([name]) => name.length)) + 3;
+  return [
+    `ckpt ${version()}: checkpoint/restore of Linux processes, driven by pipelines`,
+    '',
+    'Usage:',
+    '  ckpt run FILE [--set KEY=VALUE]... [--json] [--dry-run]',
+    '  ckpt COMMAND [options]',
+    '  ckpt COMMAND --help',
+    '',
+    'Commands:',
+    ...commands.map(([name, summary]) => `  ${name.padEnd(width)}${summary}`),
+    '',
+    `Step kinds: ${builtinSteps.map((step) => step.kind).sort().join(', ')} (see 'ckpt schema')`,
+    '',
+    'Options:',
+    ...flagsHelp([...GLOBAL_FLAGS, { long: 'version', short: 'V', type: 'boolean', description: 'print the version' }]),
+    '',
+    'Exit codes: 0 success, 1 a step failed, 2 invalid pipeline or usage,',
+    '130/143 interrupted by SIGINT/SIGTERM.',
+    '',
+  ].join('\n');
+}
+
+function runHelp(): string {
+  return [
+    'Usage: ckpt run FILE [options]',
+    '',
+    'Run the pipeline in FILE (YAML). The whole file is validated first; every problem is',
+    'reported as FILE:LINE:COL. Then its steps run in order; if one fails (or on SIGINT/SIGTERM)',
+    'the rollbacks of the steps that ran are executed in reverse order.',
+    '',
+    'Options:',
+    ...flagsHelp(RUN_FLAGS),
+    '',
+  ].join('\n');
+}
+
+function schemaHelp(): string {
+  return [
+    'Usage: ckpt schema',
+    '',
+    'Print the JSON Schema of pipeline files, composed from every step kind. For editors with',
+    'yaml-language-server, start a pipeline with:',
+    '  # yaml-language-server: $schema=PATH/TO/schemas/pipeline.schema.json',
+    '',
+  ].join('\n');
+}
+
+/** Runs `work` with SIGINT/SIGTERM turned into an abort; a second signal exits at once. */
+async function withSignals<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (controller.signal.aborted) {
+      process.stderr.write(`ckpt: ${signal} again, exiting without waiting for rollbacks\n`);
+      process.exit(128 + (constants.signals[signal] ?? 0));
+    }
+    controller.abort(new InterruptedError(signal));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await work(controller.signal);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+function finish(result: RunResult, debug: boolean): number {
+  if (result.status !== 'ok') process.stderr.write(`ckpt: ${describeFailure(result, debug)}\n`);
+  for (const error of result.rollbackErrors) process.stderr.write(`ckpt: rollback failed: ${describeError(error, debug)}\n`);
+  return result.exitCode;
+}
+
+async function runCommand(args: string[], debug: boolean): Promise<number> {
+  const parsed = parseArgs(args, RUN_FLAGS, 'run');
+  if (parsed.flags.get('help')) {
+    process.stdout.write(runHelp());
+    return 0;
+  }
+  if (parsed.positionals.length === 0) throw new UsageError('missing pipeline FILE', 'run');
+  if (parsed.positionals.length > 1) throw new UsageError(`unexpected argument '${parsed.positionals[1]}'`, 'run');
+  const set: Record<string, string> = {};
+  for (const assignment of (parsed.flags.get('set') as string[] | undefined) ?? []) {
+    const equals = assignment.indexOf('=');
+    if (equals <= 0) throw new UsageError(`--set needs KEY=VALUE (got '${assignment}')`, 'run');
+    set[assignment.slice(0, equals)] = assignment.slice(equals + 1);
+  }
+  const json = parsed.flags.get('json') === true;
+  try {
+    const result = await withSignals((signal) =>
+      runPipelineFile(parsed.positionals[0]!, { set, output: json ? 'json' : 'auto', dryRun: parsed.flags.get('dry-run') === true, signal }),
+    );
+    return finish(result, debug);
+  } catch (err) {
+    if (json && err instanceof PipelineError) process.stdout.write(`${JSON.stringify({ event: 'invalid', problems: err.problems })}\n`);
+    throw err;
+  }
+}
+
+async function runTableCommand(command: CommandDefinition, args: string[], debug: boolean): Promise<number> {
+  const parsed = parseArgs(args, [...command.flags, ...GLOBAL_FLAGS], command.name);
+  if (parsed.flags.get('help')) {
+    process.stdout.write(commandHelp(command));
+    return 0;
+  }
+  const json = parsed.flags.get('json') === true;
+  const doc = { version: 1, name: `ckpt ${command.name}`, steps: [{ [command.step]: commandParams(command, parsed) }] };
+  let result: RunResult;
+  try {
+    result = await withSignals((signal) =>
+      runPipeline(doc, {
+        // A command that prints its result keeps stdout for it: the task list goes to stderr.
+        output: json ? (command.print ? 'silent' : 'json') : 'auto',
+        progressToStderr: command.print !== undefined,
+        signal,
+      }),
+    );
+  } catch (err) {
+    // Built from flags, so its problems are usage errors; they name the step's options.
+    if (err instanceof PipelineError) throw new UsageError(err.problems.map((problem) => problem.message).join('\n'), command.name);
+    throw err;
+  }
+  if (result.status === 'ok' && command.print) process.stdout.write(command.print(result.steps[0]?.outputs ?? {}, { json }));
+  return finish(result, debug);
+}
+
+function report(err: unknown, debug: boolean): number {
+  if (err instanceof PipelineError) {
+    for (const problem of err.problems) process.stderr.write(`${formatProblem(problem)}\n`);
+    return err.exitCode;
+  }
+  if (err instanceof UsageError) {
+    process.stderr.write(`ckpt${err.command ? ` ${err.command}` : ''}: ${err.message}\n`);
+    process.stderr.write(`See 'ckpt ${err.command ? `${err.command} ` : ''}--help'.\n`);
+    return err.exitCode;
+  }
+  process.stderr.write(`ckpt: ${describeError(err, debug)}\n`);
+  return err instanceof CkptError ? err.exitCode : 1;
+}
+
+/** Runs the command line; returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const debug = argv.includes('--debug');
+  const [name, ...args] = argv;
+  try {
+    if (name === undefined) {
+      process.stderr.write(mainHelp());
+      return 2;
+    }
+    if (name === '--help' || name === '-h') {
+      process.stdout.write(mainHelp());
+      return 0;
+    }
+    if (name === '--version' || name === '-V') {
+      process.stdout.write(`${version()}\n`);
+      return 0;
+    }
+    if (name === 'help') return await main(args.length > 0 ? [args[0]!, '--help'] : ['--help']);
+    if (name === 'run') return await runCommand(args, debug);
+    if (name === 'schema') {
+      const parsed = parseArgs(args, GLOBAL_FLAGS, 'schema');
+      if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument '${parsed.positionals[0]}'`, 'schema');
+      process.stdout.write(parsed.flags.get('help') ? schemaHelp() : `${JSON.stringify(composePipelineSchema(builtinSteps), null, 2)}\n`);
+      return 0;
+    }
+    const command = COMMANDS.find((candidate) => candidate.name === name);
+    if (command) return await runTableCommand(command, args, debug);
+    const names = ['run', 'schema', 'help', ...COMMANDS.map((candidate) => candidate.name)];
+    throw new UsageError(`unknown command '${name}'${didYouMean(name, names)}`);
+  } catch (err) {
+    return report(err, debug);
+  }
+}
