@@ -91,12 +91,18 @@ function schemaHelp(): string {
   ].join('\n');
 }
 
+/** Where the CLI writes; tests pass their own streams. */
+export interface CliIo {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
 /** Runs `work` with SIGINT/SIGTERM turned into an abort; a second signal exits at once. */
-async function withSignals<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+async function withSignals<T>(io: CliIo, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
   const onSignal = (signal: NodeJS.Signals): void => {
     if (controller.signal.aborted) {
-      process.stderr.write(`ckpt: ${signal} again, exiting without waiting for rollbacks\n`);
+      io.stderr.write(`ckpt: ${signal} again, exiting without waiting for rollbacks\n`);
       process.exit(128 + (constants.signals[signal] ?? 0));
     }
     controller.abort(new InterruptedError(signal));
@@ -111,16 +117,16 @@ async function withSignals<T>(work: (signal: AbortSignal) => Promise<T>): Promis
   }
 }
 
-function finish(result: RunResult, debug: boolean): number {
-  if (result.status !== 'ok') process.stderr.write(`ckpt: ${describeFailure(result, debug)}\n`);
-  for (const error of result.rollbackErrors) process.stderr.write(`ckpt: rollback failed: ${describeError(error, debug)}\n`);
+function finish(io: CliIo, result: RunResult, debug: boolean): number {
+  if (result.status !== 'ok') io.stderr.write(`ckpt: ${describeFailure(result, debug)}\n`);
+  for (const error of result.rollbackErrors) io.stderr.write(`ckpt: rollback failed: ${describeError(error, debug)}\n`);
   return result.exitCode;
 }
 
-async function runCommand(args: string[], debug: boolean): Promise<number> {
+async function runCommand(io: CliIo, args: string[], debug: boolean): Promise<number> {
   const parsed = parseArgs(args, RUN_FLAGS, 'run');
   if (parsed.flags.get('help')) {
-    process.stdout.write(runHelp());
+    io.stdout.write(runHelp());
     return 0;
   }
   if (parsed.positionals.length === 0) throw new UsageError('missing pipeline FILE', 'run');
@@ -133,32 +139,41 @@ async function runCommand(args: string[], debug: boolean): Promise<number> {
   }
   const json = parsed.flags.get('json') === true;
   try {
-    const result = await withSignals((signal) =>
-      runPipelineFile(parsed.positionals[0]!, { set, output: json ? 'json' : 'auto', dryRun: parsed.flags.get('dry-run') === true, signal }),
+    const result = await withSignals(io, (signal) =>
+      runPipelineFile(parsed.positionals[0]!, {
+        set,
+        output: json ? 'json' : 'auto',
+        dryRun: parsed.flags.get('dry-run') === true,
+        signal,
+        stdout: io.stdout,
+        stderr: io.stderr,
+      }),
     );
-    return finish(result, debug);
+    return finish(io, result, debug);
   } catch (err) {
-    if (json && err instanceof PipelineError) process.stdout.write(`${JSON.stringify({ event: 'invalid', problems: err.problems })}\n`);
+    if (json && err instanceof PipelineError) io.stdout.write(`${JSON.stringify({ event: 'invalid', problems: err.problems })}\n`);
     throw err;
   }
 }
 
-async function runTableCommand(command: CommandDefinition, args: string[], debug: boolean): Promise<number> {
+async function runTableCommand(io: CliIo, command: CommandDefinition, args: string[], debug: boolean): Promise<number> {
   const parsed = parseArgs(args, [...command.flags, ...GLOBAL_FLAGS], command.name);
   if (parsed.flags.get('help')) {
-    process.stdout.write(commandHelp(command));
+    io.stdout.write(commandHelp(command));
     return 0;
   }
   const json = parsed.flags.get('json') === true;
   const doc = { version: 1, name: `ckpt ${command.name}`, steps: [{ [command.step]: commandParams(command, parsed) }] };
   let result: RunResult;
   try {
-    result = await withSignals((signal) =>
+    result = await withSignals(io, (signal) =>
       runPipeline(doc, {
         // A command that prints its result keeps stdout for it: the task list goes to stderr.
         output: json ? (command.print ? 'silent' : 'json') : 'auto',
         progressToStderr: command.print !== undefined,
         signal,
+        stdout: io.stdout,
+        stderr: io.stderr,
       }),
     );
   } catch (err) {
@@ -166,54 +181,54 @@ async function runTableCommand(command: CommandDefinition, args: string[], debug
     if (err instanceof PipelineError) throw new UsageError(err.problems.map((problem) => problem.message).join('\n'), command.name);
     throw err;
   }
-  if (result.status === 'ok' && command.print) process.stdout.write(command.print(result.steps[0]?.outputs ?? {}, { json }));
-  return finish(result, debug);
+  if (result.status === 'ok' && command.print) io.stdout.write(command.print(result.steps[0]?.outputs ?? {}, { json }));
+  return finish(io, result, debug);
 }
 
-function report(err: unknown, debug: boolean): number {
+function report(io: CliIo, err: unknown, debug: boolean): number {
   if (err instanceof PipelineError) {
-    for (const problem of err.problems) process.stderr.write(`${formatProblem(problem)}\n`);
+    for (const problem of err.problems) io.stderr.write(`${formatProblem(problem)}\n`);
     return err.exitCode;
   }
   if (err instanceof UsageError) {
-    process.stderr.write(`ckpt${err.command ? ` ${err.command}` : ''}: ${err.message}\n`);
-    process.stderr.write(`See 'ckpt ${err.command ? `${err.command} ` : ''}--help'.\n`);
+    io.stderr.write(`ckpt${err.command ? ` ${err.command}` : ''}: ${err.message}\n`);
+    io.stderr.write(`See 'ckpt ${err.command ? `${err.command} ` : ''}--help'.\n`);
     return err.exitCode;
   }
-  process.stderr.write(`ckpt: ${describeError(err, debug)}\n`);
+  io.stderr.write(`ckpt: ${describeError(err, debug)}\n`);
   return err instanceof CkptError ? err.exitCode : 1;
 }
 
 /** Runs the command line; returns the exit code. */
-export async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   const debug = argv.includes('--debug');
   const [name, ...args] = argv;
   try {
     if (name === undefined) {
-      process.stderr.write(mainHelp());
+      io.stderr.write(mainHelp());
       return 2;
     }
     if (name === '--help' || name === '-h') {
-      process.stdout.write(mainHelp());
+      io.stdout.write(mainHelp());
       return 0;
     }
     if (name === '--version' || name === '-V') {
-      process.stdout.write(`${version()}\n`);
+      io.stdout.write(`${version()}\n`);
       return 0;
     }
-    if (name === 'help') return await main(args.length > 0 ? [args[0]!, '--help'] : ['--help']);
-    if (name === 'run') return await runCommand(args, debug);
+    if (name === 'help') return await main(args.length > 0 ? [args[0]!, '--help'] : ['--help'], io);
+    if (name === 'run') return await runCommand(io, args, debug);
     if (name === 'schema') {
       const parsed = parseArgs(args, GLOBAL_FLAGS, 'schema');
       if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument '${parsed.positionals[0]}'`, 'schema');
-      process.stdout.write(parsed.flags.get('help') ? schemaHelp() : `${JSON.stringify(composePipelineSchema(builtinSteps), null, 2)}\n`);
+      io.stdout.write(parsed.flags.get('help') ? schemaHelp() : `${JSON.stringify(composePipelineSchema(builtinSteps), null, 2)}\n`);
       return 0;
     }
     const command = COMMANDS.find((candidate) => candidate.name === name);
-    if (command) return await runTableCommand(command, args, debug);
+    if (command) return await runTableCommand(io, command, args, debug);
     const names = ['run', 'schema', 'help', ...COMMANDS.map((candidate) => candidate.name)];
     throw new UsageError(`unknown command '${name}'${didYouMean(name, names)}`);
   } catch (err) {
-    return report(err, debug);
+    return report(io, err, debug);
   }
 }

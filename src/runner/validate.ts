@@ -8,7 +8,7 @@ import { ExpressionSyntaxError, parseExpression, type Expression } from './expre
 import { composePipelineSchema, PIPELINE_KEYS, STEP_KEYS } from './schema.js';
 import type { Path, PipelineSource } from './source.js';
 import { didYouMean, nearest } from './suggest.js';
-import { interpolate, interpolateTree, NAME_PATTERN, scan, type Reference } from './template.js';
+import { interpolate, interpolateTree, NAME_PATTERN, scan, stringify, type Reference } from './template.js';
 import type { StepDefinition } from './types.js';
 
 // ajv is CommonJS; under NodeNext its class is the default export's default.
@@ -176,14 +176,32 @@ function translateSchemaErrors(errors: readonly ErrorObject[], registry: Registr
   const relevant = errors.filter(
     (e) => !failedAlternatives.some((prefix) => e.schemaPath.startsWith(prefix)) && !e.schemaPath.includes('/propertyNames/'),
   );
+  // Items whose only kind is misspelled: "unknown step kind 'exce'" says all there is to say.
   const itemsWithUnknownKind = new Set<number>();
+  for (const error of relevant) {
+    const path = pointerToPath(error.instancePath);
+    if (error.keyword !== 'additionalProperties' || path[0] !== 'steps' || path.length !== 2 || !isRecord(error.data)) continue;
+    const key = String((error.params as { additionalProperty: string }).additionalProperty);
+    const hasKind = Object.keys(error.data).some((k) => registry.kinds.has(k));
+    if (!hasKind && nearest(key, STEP_KEYS) === undefined) itemsWithUnknownKind.add(Number(path[1]));
+  }
+  // A missing key that an unknown key nearly spells ("rnu" for "run") is one mistake, not two.
+  const misspelled = new Set<string>();
+  for (const error of relevant) {
+    if (error.keyword !== 'additionalProperties') continue;
+    const allowed = Object.keys((error.parentSchema as { properties?: object }).properties ?? {});
+    const guess = nearest(String((error.params as { additionalProperty: string }).additionalProperty), allowed);
+    if (guess !== undefined) misspelled.add(`${error.instancePath}/${guess}`);
+  }
 
   for (const error of relevant) {
     const path = pointerToPath(error.instancePath);
     const inStep = path[0] === 'steps' && path.length >= 2;
     const inParams = inStep && path.length >= 3 && registry.kinds.has(String(path[2]));
-    // A value with references is checked after substitution, when its real value is known.
-    if (typeof error.data === 'string' && scan(error.data).occurrences.length > 0) continue;
+    // A param with references is checked after substitution, when its real value is known; a
+    // timeout once vars are known (below).
+    const substituted = inParams || (inStep && path.length === 3 && path[2] === 'timeout');
+    if (substituted && typeof error.data === 'string' && scan(error.data).occurrences.length > 0) continue;
 
     switch (error.keyword) {
       case 'additionalProperties': {
@@ -192,12 +210,9 @@ function translateSchemaErrors(errors: readonly ErrorObject[], registry: Registr
         if (path.length === 0) {
           problems.at(keyPath, `unknown key '${key}'${didYouMean(key, PIPELINE_KEYS)} (allowed: ${PIPELINE_KEYS.join(', ')})`, 'key');
         } else if (path[0] === 'steps' && path.length === 2) {
-          const item = isRecord(error.data) ? error.data : {};
-          const hasKind = Object.keys(item).some((k) => registry.kinds.has(k));
-          if (hasKind || nearest(key, STEP_KEYS) !== undefined) {
+          if (!itemsWithUnknownKind.has(Number(path[1]))) {
             problems.at(keyPath, `unknown key '${key}' in step${didYouMean(key, [...STEP_KEYS, ...kinds])} (allowed besides the kind: ${STEP_KEYS.join(', ')})`, 'key');
           } else {
-            itemsWithUnknownKind.add(Number(path[1]));
             problems.at(keyPath, `unknown step kind '${key}'${didYouMean(key, kinds)} (known kinds: ${sortedKinds.join(', ')})`, 'key');
           }
         } else if (inParams) {
@@ -210,6 +225,7 @@ function translateSchemaErrors(errors: readonly ErrorObject[], registry: Registr
       }
       case 'required': {
         const key = (error.params as { missingProperty: string }).missingProperty;
+        if (misspelled.has(`${error.instancePath}/${key}`)) break;
         if (inParams) problems.at(path, `${paramsLabel(path)}: missing required option '${key}'`);
         else problems.at(path, `missing required key '${key}'`);
         break;
@@ -220,6 +236,8 @@ function translateSchemaErrors(errors: readonly ErrorObject[], registry: Registr
         const choices = branches.map((branch) => branch.required?.[0]).filter((c): c is string => c !== undefined);
         const present = isRecord(error.data) ? choices.filter((choice) => choice in (error.data as object)) : [];
         if (path[0] === 'steps' && path.length === 2) {
+          // A step that is not a mapping gets its own message (from 'type').
+          if (!isRecord(error.data)) break;
           if (passing) problems.at(path, `step has more than one kind: ${quoteList(present, ' and ')}; use one per step`);
           else if (!itemsWithUnknownKind.has(Number(path[1]))) problems.at(path, `step has no kind; add one of: ${sortedKinds.join(', ')}`);
         } else if (choices.length === branches.length && choices.length > 0) {
@@ -233,7 +251,7 @@ function translateSchemaErrors(errors: readonly ErrorObject[], registry: Registr
       }
       case 'type': {
         const expected = ([] as string[]).concat((error.params as { type: string | string[] }).type);
-        const words = expected.map((type) => TYPE_WORDS[type] ?? type);
+        const words = expected.map((type) => (type === 'boolean' && expected.length > 1 ? 'a boolean' : (TYPE_WORDS[type] ?? type)));
         const wanted = words.length > 1 ? `${words.slice(0, -1).join(', ')} or ${words.at(-1)}` : words[0];
         if (path[0] === 'steps' && path.length === 2) {
           problems.at(path, `each step must be a mapping like '- exec: { run: make }' (got ${describeValue(error.data)})`);
@@ -302,7 +320,7 @@ export function validatePipeline(source: PipelineSource, options: ValidateOption
   const yamlVars = isRecord(doc['vars']) ? doc['vars'] : {};
   const set = options.set ?? {};
   for (const name of Object.keys(set)) {
-    if (!new RegExp(NAME_PATTERN).test(name)) problems.at([], `--set: invalid variable name '${name}'; names ${NAME_RULE}`);
+    if (!new RegExp(NAME_PATTERN).test(name)) problems.list.push({ message: `--set: invalid variable name '${name}'; names ${NAME_RULE}` });
   }
   const varNames = new Set([...Object.keys(yamlVars), ...Object.keys(set)]);
   const items = Array.isArray(doc['steps']) ? doc['steps'] : [];
@@ -321,25 +339,28 @@ export function validatePipeline(source: PipelineSource, options: ValidateOption
     problems.at(['steps', index, 'id'], `duplicate step id '${id}' (first used ${firstAt ? `at line ${firstAt.line}` : `by step ${first + 1}`})`);
   });
 
-  const checkReferences = (text: string, path: Path, stepIndex: number | undefined): void => {
+  /** scope: the index of the step the text belongs to, or what else it belongs to. */
+  const checkReferences = (text: string, path: Path, scope: number | 'vars' | 'timeout'): void => {
     const { occurrences, faults } = scan(text);
     for (const fault of faults) problems.inString(path, fault.offset, fault.text, fault.message);
     for (const { ref, text: written, offset } of occurrences) {
-      const message = referenceProblem(ref, written, stepIndex);
+      const message = referenceProblem(ref, written, scope);
       if (message) problems.inString(path, offset, written, message);
     }
   };
 
-  const referenceProblem = (ref: Reference, written: string, stepIndex: number | undefined): string | undefined => {
+  const referenceProblem = (ref: Reference, written: string, scope: number | 'vars' | 'timeout'): string | undefined => {
     if (ref.type === 'env') {
       return options.env[ref.name] === undefined ? `environment variable '${ref.name}' is not set (in '${written}')` : undefined;
     }
     if (ref.type === 'var') {
       return varNames.has(ref.name)
         ? undefined
-        : `undefined variable '${ref.name}' in '${written}'${didYouMean(ref.name, [...varNames])}; define it under 'vars:' or pass --set ${ref.name}=VALUE`;
+        : `undefined variable '${ref.name}' in '${written}'${didYouMean(ref.name, [...varNames])} (define it under 'vars:' or pass --set ${ref.name}=VALUE)`;
     }
-    if (stepIndex === undefined) return `vars cannot refer to step outputs ('${written}')`;
+    if (scope === 'vars') return `vars cannot refer to step outputs ('${written}')`;
+    if (scope === 'timeout') return `'timeout' cannot use step outputs ('${written}'); it is needed before the step starts`;
+    const stepIndex = scope;
     const target = idIndex.get(ref.id);
     if (target === undefined || target >= stepIndex) {
       if (target === stepIndex) return `'${written}' refers to this step itself; only earlier steps' outputs can be used`;
@@ -357,9 +378,22 @@ export function validatePipeline(source: PipelineSource, options: ValidateOption
   };
 
   for (const [name, value] of Object.entries(yamlVars)) {
-    if (typeof value === 'string') checkReferences(value, ['vars', name], undefined);
+    if (typeof value === 'string') checkReferences(value, ['vars', name], 'vars');
   }
   const vars = resolveVars(yamlVars, set, options.env, problems);
+
+  // A timeout is needed before the step starts, so it may use vars and env but no step outputs.
+  const timeoutOf = (written: string, path: Path): string | undefined => {
+    const { occurrences } = scan(written);
+    if (occurrences.length === 0) return written;
+    const known = problems.list.length;
+    checkReferences(written, path, 'timeout');
+    if (problems.list.length > known) return undefined;
+    const text = stringify(interpolate(written, (ref) => (ref.type === 'var' ? vars[ref.name] : ref.type === 'env' ? options.env[ref.name] : '')));
+    if (parseDuration(text) !== undefined) return text;
+    problems.at(path, `'timeout' must be a duration like 500ms, 30s, 2m or 1h (got ${JSON.stringify(text)} from ${JSON.stringify(written)})`);
+    return undefined;
+  };
 
   const planned: PlanStep[] = [];
   items.forEach((item, index) => {
@@ -390,7 +424,7 @@ export function validatePipeline(source: PipelineSource, options: ValidateOption
         problems.at([...path, kind, key], `${kind}: '${key}': ${err.message}`);
       }
     }
-    const timeoutText = typeof item['timeout'] === 'string' ? item['timeout'] : undefined;
+    const timeoutText = typeof item['timeout'] === 'string' ? timeoutOf(item['timeout'], [...path, 'timeout']) : undefined;
     planned.push({
       index,
       id: typeof item['id'] === 'string' ? item['id'] : undefined,
