@@ -24,6 +24,20 @@ export class FreezeError extends Error {
 export class FrozenProcess {
   readonly threads: number[] = [];
   private thawed = false;
+  /** Processes frozen by a freeze step and held for a later step of the same run. */
+  private static readonly held = new Map<number, FrozenProcess>();
+
+  /** Keeps this frozen process for a later step (a dump) to take. */
+  hold(): void {
+    FrozenProcess.held.set(this.pid, this);
+  }
+
+  /** The process a freeze step holds for pid, taken out of the holding (the taker thaws it). */
+  static take(pid: number): FrozenProcess | undefined {
+    const f = FrozenProcess.held.get(pid);
+    FrozenProcess.held.delete(pid);
+    return f;
+  }
 
   private constructor(readonly pid: number, readonly method: FreezeMethod) {}
 
@@ -71,8 +85,8 @@ export class FrozenProcess {
       const st = pt.wait(tid)!;
       if (st.stopped && st.event === pt.PTRACE_EVENT.STOP) return;
       if (st.stopped) {
-        // A signal arrived first: it is re-queued on resume by passing it back; keep it pending
-        // by resuming with it and interrupting again.
+        // A signal arrived before the interrupt: let it be delivered as it would have been,
+        // then interrupt again.
         pt.cont(tid, st.stopSignal ?? 0);
         pt.interrupt(tid);
         continue;
@@ -124,12 +138,14 @@ export class FrozenProcess {
   thaw(): void {
     if (this.thawed) return;
     this.thawed = true;
+    FrozenProcess.held.delete(this.pid);
     for (const tid of this.threads) pt.tryDetach(tid);
   }
 
   /** Ends the frozen process (after a dump without leave-running). */
   kill(): void {
     this.thawed = true;
+    FrozenProcess.held.delete(this.pid);
     try { process.kill(this.pid, 'SIGKILL'); } catch { /* already gone */ }
     for (const tid of this.threads) pt.tryDetach(tid);
   }

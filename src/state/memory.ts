@@ -18,7 +18,7 @@ import { readRanges, writeRanges, IOV_MAX, ProcMem, type RemoteRange } from '../
 import { dataExtents } from '../sys/files.js';
 import type { RemoteThread } from '../sys/remote.js';
 import { hex, parseHex } from '../image/hex.js';
-import type { PageWriter, PageReader, PagemapEntry } from '../image/index.js';
+import type { PageWriter, PageReader, PageEntry } from '../image/index.js';
 
 const PAGE = BigInt(PAGE_SIZE);
 const BATCH_BYTES = 16 << 20;
@@ -217,10 +217,29 @@ const MADV_POPULATE_WRITE = 23;
 const MADVISE_FOR_FLAG: Record<string, number> = { dc: 10, mg: 12, hg: 14, nh: 15, dd: 16, wf: 18 };
 
 /**
+ * Private VMAs that are not writable now but hold saved pages: they were written, so they were
+ * writable once (the relro part of a library, typically). The kernel keeps such a VMA apart
+ * from a never-writable neighbour (its accounting flag differs); mapping it writable and
+ * protecting it after its pages are back gives the same split.
+ */
+export function onceWritable(vmas: VmaRecord[], entries: readonly PageEntry[]): Set<string> {
+  const out = new Set<string>();
+  const candidates = vmas.filter((v) => v.perms[1] !== 'w' && v.perms[3] === 'p' && (v.kind === 'anon' || v.kind === 'file'));
+  for (const v of candidates) {
+    const start = parseHex(v.start);
+    const end = parseHex(v.end);
+    if (entries.some((e) => e.kind === 'data' && e.addr < end && e.addr + BigInt(e.pages) * PAGE > start)) out.add(v.start);
+  }
+  return out;
+}
+
+/**
  * Maps every VMA of the image (all but the kernel's special ones, which are already in place)
  * into the process driven by `remote`. `put` writes a string into the process for syscalls.
+ * VMAs in `writableFirst` are mapped writable; finalProtections() turns them to their perms.
  */
-export function mapVmas(remote: RemoteThread, vmas: VmaRecord[], put: (data: Buffer) => bigint): void {
+export function mapVmas(remote: RemoteThread, vmas: VmaRecord[], put: (data: Buffer) => bigint,
+  writableFirst: Set<string>): void {
   const openFiles = new Map<string, number>();
   try {
     for (const v of vmas) {
@@ -229,6 +248,7 @@ export function mapVmas(remote: RemoteThread, vmas: VmaRecord[], put: (data: Buf
       const len = parseHex(v.end) - start;
       const shared = v.perms[3] === 's';
       let flags = MAP_FIXED | (shared ? MAP_SHARED : MAP_PRIVATE);
+      const prot = protOf(v.perms) | (writableFirst.has(v.start) ? PROT_WRITE : 0);
       if (v.vm_flags.includes('gd')) flags |= MAP_GROWSDOWN;
       if (v.kind === 'file') {
         const f = v.file!;
@@ -239,9 +259,9 @@ export function mapVmas(remote: RemoteThread, vmas: VmaRecord[], put: (data: Buf
             (f.writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0));
           openFiles.set(key, fd);
         }
-        remote.call('mmap', start, len, protOf(v.perms), flags, fd, parseHex(v.offset));
+        remote.call('mmap', start, len, prot, flags, fd, parseHex(v.offset));
       } else {
-        remote.call('mmap', start, len, protOf(v.perms), flags | MAP_ANONYMOUS, -1, 0);
+        remote.call('mmap', start, len, prot, flags | MAP_ANONYMOUS, -1, 0);
       }
       for (const [flag, advice] of Object.entries(MADVISE_FOR_FLAG)) {
         if (v.vm_flags.includes(flag)) remote.call('madvise', start, len, advice);
@@ -256,14 +276,21 @@ export function mapVmas(remote: RemoteThread, vmas: VmaRecord[], put: (data: Buf
   }
 }
 
+/** Gives the VMAs mapped writable first their final protections. */
+export function finalProtections(remote: RemoteThread, vmas: VmaRecord[], writableFirst: Set<string>): void {
+  for (const v of vmas) {
+    if (writableFirst.has(v.start)) remote.call('mprotect', parseHex(v.start), parseHex(v.end) - parseHex(v.start), protOf(v.perms));
+  }
+}
+
 /**
  * Writes the saved pages back. Writable runs are populated in bulk first (one madvise each);
  * process_vm_writev carries the data, /proc/PID/mem where the mapping is read-only.
  */
 export async function restorePages(remote: RemoteThread, vmas: VmaRecord[], reader: PageReader,
-  progress: (done: number, total: number) => void): Promise<PageStats> {
+  writableFirst: Set<string>, progress: (done: number, total: number) => void): Promise<PageStats> {
   const pid = remote.tid;
-  const segments = splitByVma(reader.entries, vmas);
+  const segments = splitByVma(reader.entries, vmas, writableFirst);
   const total = segments.reduce((s, e) => s + e.len, 0);
   const mem = new ProcMem(pid, true);
   let done = 0;
@@ -316,13 +343,15 @@ export async function restorePages(remote: RemoteThread, vmas: VmaRecord[], read
 interface Segment { addr: bigint; len: number; offset: number; writable: boolean }
 
 /** Data entries of the pagemap cut at VMA boundaries, each with its place in the pages file. */
-function splitByVma(entries: readonly PagemapEntry[], vmas: VmaRecord[]): Segment[] {
-  const bounds = vmas.map((v) => ({ start: parseHex(v.start), end: parseHex(v.end), writable: v.perms[1] === 'w' }));
+function splitByVma(entries: readonly PageEntry[], vmas: VmaRecord[], writableFirst: Set<string>): Segment[] {
+  const bounds = vmas.map((v) => ({
+    start: parseHex(v.start), end: parseHex(v.end), writable: v.perms[1] === 'w' || writableFirst.has(v.start),
+  }));
   const out: Segment[] = [];
   let vi = 0;
   for (const e of entries) {
     if (e.kind !== 'data') continue;
-    let addr = parseHex(e.addr);
+    let addr = e.addr;
     const end = addr + BigInt(e.pages) * PAGE;
     let offset = e.offset!;
     while (addr < end) {

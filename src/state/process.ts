@@ -2,6 +2,7 @@
 // sessions) build on this record.
 import fs from 'node:fs';
 import { readComm, readStat } from '../sys/proc.js';
+import type { RemoteScratch, RemoteThread } from '../sys/remote.js';
 
 export interface ProcessRecord {
   pid: number;
@@ -20,8 +21,13 @@ export function collectProcess(pid: number): ProcessRecord {
   };
 }
 
-/** Name and personality of a restored process (its ids come from how it was created). */
-export function restoreProcessAttributes(pid: number, rec: ProcessRecord, setPersonality: (p: number) => void): void {
-  setPersonality(rec.personality);
-  fs.writeFileSync(`/proc/${pid}/comm`, rec.comm);
+const PR_SET_NAME = 15;
+
+/**
+ * Name and personality of a restored process (its ids come from how it was created). The name
+ * is set from inside: /proc/PID/comm is writable only by the process's own threads.
+ */
+export function restoreProcessAttributes(leader: RemoteThread, scratch: RemoteScratch, rec: ProcessRecord): void {
+  leader.call('personality', rec.personality);
+  leader.call('prctl', PR_SET_NAME, scratch.put(Buffer.from(`${rec.comm}\0`)), 0, 0, 0);
 }

@@ -15,7 +15,7 @@ import type { CoreRecord, FdsImageRecord, MmImageRecord } from './dump.js';
 import { restoreFds } from './files/index.js';
 import { restoreFs } from './fs.js';
 import { restoreLimits } from './limits.js';
-import { mapVmas, restorePages } from './memory.js';
+import { finalProtections, mapVmas, onceWritable, restorePages } from './memory.js';
 import { moveVdso, setMm, vdsoMismatch, vdsoParts } from './mm.js';
 import { restoreProcessAttributes } from './process.js';
 import { queueSharedSignals, restoreSigactions } from './signals.js';
@@ -184,7 +184,7 @@ export async function restoreProcess(opts: RestoreOptions): Promise<{ pid: numbe
     const put = (data: Buffer) => scratch.put(data);
 
     // Everything the stub had goes, except the trampoline and the kernel's vDSO trio.
-    const keep = (m: MapEntry) => m.start === trampoline || m.path === '[vsyscall]'
+    const keep = (m: MapEntry) => (m.start >= trampoline && m.end <= trampoline + 2n * PAGE) || m.path === '[vsyscall]'
       || vdsoParts(initialMaps).some((p) => p.start === m.start);
     for (const m of readMaps(pid)) if (!keep(m)) remote.call('munmap', m.start, m.end - m.start);
     if (mm.vdso) {
@@ -193,9 +193,11 @@ export async function restoreProcess(opts: RestoreOptions): Promise<{ pid: numbe
       moveVdso(remote, mm.vdso, readMaps(pid), (len) => freeRange(len, taken()));
     }
 
-    mapVmas(remote, mm.vmas, put);
     const pages = await img.reader.pages(pid);
-    await restorePages(remote, mm.vmas, pages, opts.progress ?? (() => {}));
+    const writableFirst = onceWritable(mm.vmas, pages.entries);
+    mapVmas(remote, mm.vmas, put, writableFirst);
+    await restorePages(remote, mm.vmas, pages, writableFirst, opts.progress ?? (() => {}));
+    finalProtections(remote, mm.vmas, writableFirst);
     opts.signal?.throwIfAborted();
 
     const exeFd = Number(remote.call('openat', AT_FDCWD, put(Buffer.from(`${mm.exe}\0`)), O_RDONLY_CLOEXEC, 0));
@@ -207,7 +209,7 @@ export async function restoreProcess(opts: RestoreOptions): Promise<{ pid: numbe
     restoreSigactions(remote, scratch, core.signals);
     restoreTimers(remote, scratch, core.timers);
     restoreLimits(pid, remote, scratch, core.rlimits, warn);
-    restoreProcessAttributes(pid, core.process, (p) => remote.call('personality', p));
+    restoreProcessAttributes(remote, scratch, core.process);
     const thread = core.threads[0];
     restoreThreadState(remote, scratch, thread);
     queueSharedSignals(remote, scratch, pid, core.signals);
