@@ -1,12 +1,23 @@
 // The file descriptor table: one dispatcher over every kind of descriptor ckpt knows. A
 // descriptor no module claims stops the dump with its number, kind and process.
 import fs from 'node:fs';
+import { trySyscall } from '../../sys/libc.js';
 import { listFds, readFdinfo, readFdLink } from '../../sys/proc.js';
 import { devices, type DeviceFdRecord } from './device.js';
 import { regularFiles, type RegularFdRecord } from './regular.js';
 import type { FdDumpContext, FdKind, FdRecordBase, FdRestoreContext } from './types.js';
 
-export type FdRecord = RegularFdRecord | DeviceFdRecord;
+/** A descriptor sharing its open file description with a lower-numbered one of the process. */
+export interface DupFdRecord extends FdRecordBase { kind: 'dup'; of: number }
+
+export type FdRecord = RegularFdRecord | DeviceFdRecord | DupFdRecord;
+
+const NR_KCMP = 312;
+const KCMP_FILE = 0;
+
+function sameOpenFile(pid: number, fd1: number, fd2: number): boolean {
+  return trySyscall(NR_KCMP, pid, pid, KCMP_FILE, fd1, fd2) === 0;
+}
 
 const KINDS: FdKind<any>[] = [regularFiles, devices];
 
@@ -32,10 +43,18 @@ export function describeFd(link: string, stat: fs.BigIntStats): string {
 
 export async function collectFds(pid: number, saveBlob: FdDumpContext['saveBlob']): Promise<FdRecord[]> {
   const out: FdRecord[] = [];
+  const seen: { fd: number; stat: fs.BigIntStats }[] = [];
   for (const fd of listFds(pid)) {
     const link = readFdLink(pid, fd);
     const stat = fs.statSync(`/proc/${pid}/fd/${fd}`, { bigint: true });
     const fdinfo = readFdinfo(pid, fd);
+    // A descriptor made by dup() shares its open file description (offset, flags) with another.
+    const original = seen.find((s) => s.stat.ino === stat.ino && s.stat.dev === stat.dev && sameOpenFile(pid, s.fd, fd));
+    if (original) {
+      out.push({ fd, kind: 'dup', cloexec: (fdinfo.flags & O_CLOEXEC) !== 0, of: original.fd });
+      continue;
+    }
+    seen.push({ fd, stat });
     const ctx: FdDumpContext = { pid, fd, link, stat, fdinfo, saveBlob };
     const kind = KINDS.find((k) => k.matches(ctx));
     if (!kind) throw new UnsupportedFdError(pid, fd, describeFd(link, stat));
@@ -53,6 +72,10 @@ export async function restoreFds(ctx: Omit<FdRestoreContext, 'addTemporary'>, fd
   const full: FdRestoreContext = { ...ctx, addTemporary: (p) => temporaries.push(p) };
   try {
     for (const rec of fds) {
+      if (rec.kind === 'dup') {
+        ctx.remote.call('dup3', rec.of, rec.fd, rec.cloexec ? O_CLOEXEC : 0);
+        continue;
+      }
       const kind = KINDS.find((k) => k.kind === rec.kind);
       if (!kind) throw new Error(`image has fd ${rec.fd} of unknown kind ${rec.kind}`);
       const got = await kind.open(full, rec as FdRecordBase);
