@@ -42,10 +42,16 @@ export interface CliRun {
   stderr: string;
 }
 
+/** The environment as a user's shell would pass it: without tap's loaders for its own processes. */
+export function userEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => name !== 'NODE_OPTIONS' && !name.startsWith('_TAPJS_')));
+}
+
 /** Runs `node bin/ckpt.js ...args` and waits for it. */
 export function cli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<CliRun> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { cwd: options.cwd ?? root, env: options.env ?? process.env }, (error, stdout, stderr) => {
+    const env = userEnv(options.env);
+    execFile(process.execPath, [bin, ...args], { cwd: options.cwd ?? root, env }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
     });
   });
