@@ -32,9 +32,13 @@ export async function writeAll(fh: FileHandle, data: Uint8Array, position: numbe
   }
 }
 
-/** Whole small file, written and fsynced: the manifest must never point at data still in flight. */
-export async function writeWholeFile(file: string, data: Uint8Array): Promise<void> {
+/**
+ * Whole small file, written and fsynced: the manifest must never point at data still in
+ * flight. onCreated runs once the file exists (so a failed dump removes only what it made).
+ */
+export async function writeWholeFile(file: string, data: Uint8Array, onCreated: () => void): Promise<void> {
   const fh = await createFile(file);
+  onCreated();
   try {
     await writeAll(fh, data, 0);
     await fh.sync();

@@ -150,10 +150,10 @@ export class PageWriter {
 
   private handle(): FileHandle | Promise<FileHandle> {
     if (this.fh) return this.fh;
-    if (!this.opening) {
+    this.opening ??= createFile(path.join(this.host.dir, this.file)).then((fh) => {
       this.host.created(this.file);
-      this.opening = createFile(path.join(this.host.dir, this.file)).then((fh) => (this.fh = fh));
-    }
+      return (this.fh = fh);
+    });
     return this.opening;
   }
 

@@ -68,11 +68,18 @@ export function recordKinds(): string[] {
 function describe(e: ErrorObject): string {
   const where = e.instancePath === '' ? '/' : e.instancePath;
   const p = e.params as Record<string, unknown>;
+  if (e.keyword === 'false schema') return `${where} is not allowed here`;
   let detail = e.message ?? e.keyword;
+  if (e.propertyName !== undefined) detail = `property name ${JSON.stringify(e.propertyName)} ${detail}`;
   if (e.keyword === 'additionalProperties') detail += ` (${JSON.stringify(p.additionalProperty)})`;
   else if (e.keyword === 'enum') detail += ` (${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')})`;
   else if (e.keyword === 'const') detail += ` (${JSON.stringify(p.allowedValue)})`;
   return `${where} ${detail}`;
+}
+
+/** AJV adds summary errors ("must match "then" schema", "property name must be valid") after the specific ones. */
+function isSummary(e: ErrorObject): boolean {
+  return e.keyword === 'if' || e.keyword === 'propertyNames';
 }
 
 function check(kind: string, data: unknown, file: string): void {
@@ -81,7 +88,9 @@ function check(kind: string, data: unknown, file: string): void {
     throw new ImageError(`${file}: no schema for record kind "${kind}" (schemas/image/${kind}${SUFFIX})`, { file });
   }
   if (validate(data)) return;
-  const errors = validate.errors ?? [];
+  const all = validate.errors ?? [];
+  const specific = all.filter((e) => !isSummary(e));
+  const errors = specific.length > 0 ? specific : all;
   const shown = errors.slice(0, 8).map(describe);
   if (errors.length > shown.length) shown.push(`and ${errors.length - shown.length} more`);
   throw new ImageError(`${file}: does not match schemas/image/${kind}${SUFFIX}: ${shown.join('; ')}`, { file });

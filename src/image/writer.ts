@@ -152,9 +152,9 @@ export class ImageWriter {
       validateManifest(manifest, path.join(this.dir, MANIFEST));
       // Directory entries of every file must be durable before the manifest that lists them.
       await fsyncDir(this.dir);
-      this.created.add(MANIFEST_TMP);
       const tmp = path.join(this.dir, MANIFEST_TMP);
       const fh = await createFile(tmp);
+      this.created.add(MANIFEST_TMP);
       try {
         await writeAll(fh, Buffer.from(JSON.stringify(manifest, null, 2) + '\n'), 0);
         await fh.sync();
@@ -223,8 +223,7 @@ export class ImageWriter {
   }
 
   private async storeFile(name: string, data: Buffer): Promise<void> {
-    this.created.add(name);
-    await writeWholeFile(path.join(this.dir, name), data);
+    await writeWholeFile(path.join(this.dir, name), data, () => this.created.add(name));
     this.listed.set(name, { size: data.length, sha256: sha256(data) });
   }
 
