@@ -4,7 +4,7 @@ export { hex, parseHex } from './hex.js';
 export { ImageWriter, type ImageWriterOptions, type CommitOptions } from './writer.js';
 export { ImageReader } from './reader.js';
 export { PageWriter, PageReader } from './pages.js';
-export { validateRecord, loadSchemas, recordKinds, schemasDir, RECORD_FORMAT } from './schemas.js';
+export { validateRecord, loadSchemas, schemasDir, RECORD_FORMAT } from './schemas.js';
 export { recordFileName, parseRecordFileName, pagemapFileName, pagesFileName } from './names.js';
 export {
   IMAGE_FORMAT,

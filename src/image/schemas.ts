@@ -60,11 +60,6 @@ export function loadSchemas(): Map<string, ValidateFunction> {
   return compiled;
 }
 
-/** Record kinds that have a schema (the manifest is not a record). */
-export function recordKinds(): string[] {
-  return [...loadSchemas().keys()].filter((k) => k !== 'manifest');
-}
-
 function describe(e: ErrorObject): string {
   const where = e.instancePath === '' ? '/' : e.instancePath;
   const p = e.params as Record<string, unknown>;
