@@ -58,11 +58,12 @@ function describePlanned(step: PlanStep): PlannedStep {
 
 /** The one-line summary of why a run did not succeed. */
 export function describeFailure(result: RunResult, debug = false): string {
-  const failed = result.steps.find((step) => step.status === 'failed' && result.error !== undefined);
+  // The pipeline stops at the step that failed or was running when interrupted.
+  const last = result.steps.at(-1);
+  const step = last?.status === 'failed' ? `step ${last.index + 1} '${last.title}'` : undefined;
   const reason = describeError(result.error, debug);
-  if (result.status === 'interrupted') return `pipeline ${reason}`;
-  if (!failed) return reason;
-  return `step ${failed.index + 1} '${failed.title}' failed: ${reason}`;
+  if (result.status === 'interrupted') return step ? `${reason} during ${step}` : `pipeline ${reason}`;
+  return step ? `${step} failed: ${reason}` : reason;
 }
 
 class Execution {
@@ -95,7 +96,9 @@ class Execution {
       this.stopError ??= err instanceof Error ? err : new Error(String(err));
     }
 
-    const interrupted = this.signal?.aborted === true;
+    // A signal that comes after the last step finished interrupts nothing.
+    const unfinished = this.stopError !== undefined || this.records.length < this.plan.steps.length;
+    const interrupted = this.signal?.aborted === true && unfinished;
     if (interrupted) this.stopError = asError(this.signal!.reason);
     const status = interrupted ? 'interrupted' : this.stopError ? 'failed' : 'ok';
     const rollbackErrors = status === 'ok' ? [] : await this.rollBack();

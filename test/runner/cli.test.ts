@@ -128,7 +128,7 @@ t.test('SIGINT stops the pipeline and runs the rollbacks in reverse order', asyn
   const run = await interrupt(t, 'SIGINT');
   t.equal(run.code, 130);
   t.equal(run.log, 'ran first\nran second\nundo second\nundo first\n');
-  t.equal(run.stderr, 'ckpt: pipeline interrupted by SIGINT\n');
+  t.equal(run.stderr, "ckpt: interrupted by SIGINT during step 3 'sleep[nap]: 60s'\n");
   t.same(
     run.events.filter((event) => event.event === 'rollback-start').map((event) => (event as { index: number }).index),
     [1, 0],
