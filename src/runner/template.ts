@@ -72,10 +72,6 @@ export function scan(value: string): { occurrences: Occurrence[]; faults: Templa
   return { occurrences, faults };
 }
 
-export function hasReferences(value: string): boolean {
-  return scan(value).occurrences.length > 0;
-}
-
 /** How a referenced value reads inside a larger string. */
 export function stringify(value: unknown): string {
   if (typeof value === 'string') return value;

@@ -50,14 +50,6 @@ export interface Evaluation {
   shown: string;
 }
 
-/** A pipeline document as parsed from YAML (or built in code by a command). */
-export interface PipelineDocument {
-  version: 1;
-  name?: string;
-  vars?: Record<string, string | number | boolean>;
-  steps: Array<Record<string, unknown>>;
-}
-
 export type OutputMode = 'auto' | 'tty' | 'plain' | 'json' | 'silent';
 
 export interface RunOptions {

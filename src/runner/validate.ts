@@ -312,7 +312,8 @@ export function validatePipeline(source: PipelineSource, options: ValidateOption
   problems.list.push(...source.problems);
   const data = source.data;
 
-  if (source.data !== undefined || source.problems.length === 0) {
+  // After a YAML syntax error there is no tree to check (a missing file has no tree either).
+  if (data !== undefined || source.problems.length === 0) {
     if (!registry.pipeline(data)) translateSchemaErrors(registry.pipeline.errors ?? [], registry, problems);
   }
 
