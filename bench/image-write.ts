@@ -23,6 +23,7 @@ const compileMs = Number(process.hrtime.bigint() - compile) / 1e6;
 const dir = await mkdtemp('/dev/shm/ckpt-bench-');
 try {
   const start = process.hrtime.bigint();
+  const cpu = process.cpuUsage();
   const image = await ImageWriter.create(`${dir}/image`, { concurrency });
   const pages = image.pages(1);
   for (let i = 0; i < count; i++) {
@@ -30,10 +31,14 @@ try {
   }
   await image.commit({ root_pid: 1 });
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  // CPU time (all threads, user + system) depends far less than wall time on other load.
+  const used = process.cpuUsage(cpu);
+  const cpuSeconds = (used.user + used.system) / 1e6;
   const gb = totalBytes / 1e9;
   console.log(
     `image-write: ${(totalBytes / 2 ** 30).toFixed(2)} GiB in ${bufBytes / 1024} KiB buffers, concurrency ${concurrency}: ` +
-      `${seconds.toFixed(3)} s, ${(gb / seconds).toFixed(2)} GB/s (schemas compiled before, in ${compileMs.toFixed(0)} ms)`,
+      `${seconds.toFixed(3)} s, ${(gb / seconds).toFixed(2)} GB/s; CPU ${cpuSeconds.toFixed(2)} s = ${(cpuSeconds / gb).toFixed(2)} s per GB ` +
+      `(schemas compiled before, in ${compileMs.toFixed(0)} ms)`,
   );
 } finally {
   await rm(dir, { recursive: true, force: true });

@@ -205,7 +205,12 @@ export class PageWriter {
       await this.discard();
       throw this.host.queue.failure;
     }
-    const fh = await this.handle();
+    let fh: FileHandle;
+    try {
+      fh = await this.handle();
+    } catch (err) {
+      throw new ImageError(`${this.file}: cannot create: ${(err as Error).message}`, { file: this.file, cause: err });
+    }
     try {
       await fh.sync();
     } finally {

@@ -113,6 +113,7 @@ export class ImageWriter {
   pages(pid: number): PageWriter {
     this.checkOpen();
     checkId(pid);
+    if (pid === 0) throw new ImageError('invalid pid 0');
     const existing = this.pageWriters.get(pid);
     if (existing) {
       if (existing.closed) throw new ImageError(`pages of pid ${pid} are already closed`);
