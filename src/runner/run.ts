@@ -60,7 +60,8 @@ function describePlanned(step: PlanStep): PlannedStep {
 export function describeFailure(result: RunResult, debug = false): string {
   // The pipeline stops at the step that failed or was running when interrupted.
   const last = result.steps.at(-1);
-  const step = last?.status === 'failed' ? `step ${last.index + 1} '${last.title}'` : undefined;
+  const stopped = last?.status === 'failed' && last.error === result.error?.message;
+  const step = stopped ? `step ${last.index + 1} '${last.title}'` : undefined;
   const reason = describeError(result.error, debug);
   if (result.status === 'interrupted') return step ? `${reason} during ${step}` : `pipeline ${reason}`;
   return step ? `${step} failed: ${reason}` : reason;
@@ -69,7 +70,7 @@ export function describeFailure(result: RunResult, debug = false): string {
 class Execution {
   private readonly records: StepRecord[] = [];
   private readonly outputs: Record<string, Record<string, unknown>> = {};
-  private readonly statusById = new Map<string, StepRecord>();
+  private readonly recordById = new Map<string, StepRecord>();
   private readonly rollbacks: Rollback[] = [];
   /** The error that stops the pipeline. */
   private stopError: Error | undefined;
@@ -150,7 +151,7 @@ class Execution {
       };
       this.records.push(record);
       if (step.id) {
-        this.statusById.set(step.id, record);
+        this.recordById.set(step.id, record);
         this.outputs[step.id] = outputs;
       }
       this.output.emit({ event: 'step-end', ...base, kind: step.kind, status, duration_ms: record.duration_ms, outputs, error: record.error });
@@ -216,7 +217,7 @@ class Execution {
   private lookup = (ref: Reference, text: string): unknown => {
     if (ref.type === 'var') return this.plan.vars[ref.name];
     if (ref.type === 'env') return this.plan.env[ref.name];
-    const record = this.statusById.get(ref.id);
+    const record = this.recordById.get(ref.id);
     if (record?.status === 'skipped') throw new StepError(`'${text}' is not available: step '${ref.id}' was skipped`);
     let value: unknown = this.outputs[ref.id];
     for (const key of ref.path) value = isRecord(value) ? value[key] : undefined;
