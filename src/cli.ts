@@ -181,8 +181,11 @@ async function runTableCommand(io: CliIo, command: CommandDefinition, args: stri
     if (err instanceof PipelineError) throw new UsageError(err.problems.map((problem) => problem.message).join('\n'), command.name);
     throw err;
   }
-  if (result.status === 'ok' && command.print) io.stdout.write(command.print(result.steps[0]?.outputs ?? {}, { json }));
-  return finish(io, result, debug);
+  const outputs = result.steps[0]?.outputs ?? {};
+  // A failed step may still have outputs worth printing (check's table of features).
+  if (command.print && (result.status === 'ok' || Object.keys(outputs).length > 0)) io.stdout.write(command.print(outputs, { json }));
+  const code = finish(io, result, debug);
+  return result.status === 'ok' && command.exitCode ? command.exitCode(outputs) : code;
 }
 
 function report(io: CliIo, err: unknown, debug: boolean): number {

@@ -102,8 +102,13 @@ export class PageWriter {
 
   /** Like add(), but resolves only once buf is written: then the caller may reuse it. */
   write(addr: bigint, buf: Buffer): Promise<void> {
+    return this.writeRuns([{ addr, pages: buf.length / PAGE_SIZE }], buf);
+  }
+
+  /** Like addRuns(), but resolves only once buf is written: then the caller may reuse it. */
+  writeRuns(runs: readonly { addr: bigint; pages: number }[], buf: Buffer): Promise<void> {
     try {
-      return this.enqueue([{ addr, pages: buf.length / PAGE_SIZE }], buf);
+      return this.enqueue(runs, buf);
     } catch (err) {
       return Promise.reject(err);
     }

@@ -1,6 +1,9 @@
 // Plain commands: each is a one-step pipeline. An entry of COMMANDS maps criu-style flags to
 // the params of one step kind and is run by the same runner as `ckpt run`. To add a command,
 // add an entry here; `ckpt --help` and `ckpt NAME --help` are generated from it.
+import type { ImageSummary } from '../state/show.js';
+import { formatImage } from '../state/show.js';
+import type { ProbeResult } from '../sys/probes.js';
 import { UsageError } from './errors.js';
 import { didYouMean } from './suggest.js';
 
@@ -44,6 +47,8 @@ export interface CommandDefinition {
    * own JSON rather than run events.
    */
   print?(outputs: Record<string, unknown>, options: { json: boolean }): string;
+  /** The exit code after a successful run, from the step's outputs (restore: the process's status). */
+  exitCode?(outputs: Record<string, unknown>): number;
 }
 
 /** Flags every command takes. */
@@ -54,6 +59,51 @@ export const GLOBAL_FLAGS: FlagSpec[] = [
 ];
 
 export const COMMANDS: CommandDefinition[] = [
+  {
+    name: 'dump',
+    summary: 'Checkpoint a running process into an image directory',
+    step: 'dump',
+    flags: [
+      { long: 'tree', short: 't', param: 'pid', type: 'integer', value: 'PID', description: 'the process to dump', required: true },
+      { long: 'images-dir', short: 'D', param: 'dir', type: 'string', value: 'DIR', description: 'image directory (created 0700)', required: true },
+      { long: 'leave-running', short: 'R', param: 'leave-running', type: 'boolean', description: 'let the process continue after the dump (default: end it)' },
+      { long: 'freeze-method', param: 'method', type: 'string', value: 'ptrace|cgroup', description: 'how to freeze it (default ptrace)' },
+    ],
+  },
+  {
+    name: 'restore',
+    summary: 'Restore a process from an image directory with its original PID',
+    step: 'restore',
+    flags: [
+      { long: 'images-dir', short: 'D', param: 'dir', type: 'string', value: 'DIR', description: 'image directory written by dump', required: true },
+      { long: 'restore-detached', short: 'd', param: 'detach', type: 'boolean', description: 'return once it runs (default: wait and exit with its status)' },
+      { long: 'pidfile', param: 'pidfile', type: 'string', value: 'FILE', description: 'write the restored PID here' },
+    ],
+    exitCode: (outputs) => (typeof outputs['exit-code'] === 'number' ? outputs['exit-code'] : 0),
+  },
+  {
+    name: 'show',
+    summary: 'Describe an image (refusing a damaged one)',
+    step: 'show',
+    flags: [],
+    positionals: [{ name: 'DIR', param: 'dir', type: 'string', description: 'image directory', required: true }],
+    print: (outputs, { json }) =>
+      json ? `${JSON.stringify(outputs.image, null, 2)}\n` : formatImage(outputs.image as ImageSummary),
+  },
+  {
+    name: 'check',
+    summary: 'Probe the kernel features ckpt uses; exit 0 when dump and restore can work here',
+    step: 'check',
+    flags: [],
+    print: (outputs, { json }) => {
+      const features = outputs.features as ProbeResult[];
+      if (json) return `${JSON.stringify({ usable: outputs.usable, features })}\n`;
+      const width = Math.max(...features.map((f) => f.feature.length)) + 2;
+      const rows = features.map((f) =>
+        `${f.ok ? 'ok     ' : f.required ? 'MISSING' : 'absent '} ${f.feature.padEnd(width)}${f.usedFor}${f.detail && !f.ok ? ` (${f.detail})` : ''}`);
+      return `${rows.join('\n')}\n${outputs.usable ? 'dump and restore can work here' : 'dump and restore cannot work here'}\n`;
+    },
+  },
   {
     name: 'wait-for',
     summary: 'Wait until a port opens, a file appears, a log line matches or a process exits',

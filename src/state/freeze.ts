@@ -4,7 +4,7 @@
 // appears. method 'cgroup': the process's cgroup is frozen first (v2 cgroup.freeze or the v1
 // freezer), so that nothing runs while threads are seized, then thawed under ptrace.
 import fs from 'node:fs';
-import path from 'node:path';
+import { freezerOf, isFrozen, type Freezer } from '../sys/cgroup.js';
 import { listThreads, readStat } from '../sys/proc.js';
 import * as pt from '../sys/ptrace.js';
 import { describe } from '../sys/remote.js';
@@ -95,30 +95,17 @@ export class FrozenProcess {
     }
   }
 
-  private cgroupFreezer(): { file: string; freeze: string; thaw: string; events?: string } {
-    const lines = fs.readFileSync(`/proc/${this.pid}/cgroup`, 'utf8').trim().split('\n');
-    const v1 = lines.find((l) => l.split(':')[1]?.split(',').includes('freezer'));
-    if (v1) {
-      const dir = path.join('/sys/fs/cgroup/freezer', v1.split(':')[2]);
-      return { file: path.join(dir, 'freezer.state'), freeze: 'FROZEN', thaw: 'THAWED' };
-    }
-    const v2 = lines.find((l) => l.startsWith('0::'));
-    if (!v2) throw new FreezeError(`process ${this.pid} is in no freezable cgroup`);
-    const rel = v2.slice(3);
-    if (rel === '/') throw new FreezeError(`process ${this.pid} is in the root cgroup, which cannot be frozen; use method: ptrace`);
-    const dir = path.join('/sys/fs/cgroup', rel);
-    return { file: path.join(dir, 'cgroup.freeze'), freeze: '1', thaw: '0', events: path.join(dir, 'cgroup.events') };
-  }
-
   private freezeCgroup(): void {
-    const fr = this.cgroupFreezer();
+    let fr: Freezer;
+    try {
+      fr = freezerOf(this.pid);
+    } catch (e) {
+      throw new FreezeError((e as Error).message);
+    }
     fs.writeFileSync(fr.file, fr.freeze);
     try {
       const deadline = Date.now() + 5000;
-      const frozen = () => fr.events
-        ? /^frozen 1$/m.test(fs.readFileSync(fr.events, 'utf8'))
-        : fs.readFileSync(fr.file, 'utf8').trim() === 'FROZEN';
-      while (!frozen()) {
+      while (!isFrozen(fr)) {
         if (Date.now() > deadline) throw new FreezeError(`cgroup of ${this.pid} did not freeze within 5 s`);
         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
       }

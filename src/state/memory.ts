@@ -22,6 +22,7 @@ import type { PageWriter, PageReader, PageEntry } from '../image/index.js';
 
 const PAGE = BigInt(PAGE_SIZE);
 const BATCH_BYTES = 16 << 20;
+const POOL_SIZE = 4;
 
 export type VmaKind = 'anon' | 'file' | 'shmem' | 'vdso' | 'vvar' | 'vvar_vclock' | 'vsyscall';
 
@@ -121,6 +122,9 @@ export async function dumpPages(pid: number, vmas: VmaRecord[], pages: PageWrite
   const advance = (n: number) => { done += n; progress(done, total); };
 
   const mem = new ProcMem(pid);
+  // A few batch buffers, reused once their write is done: fresh memory is slow to fault in.
+  const pool = Array.from({ length: POOL_SIZE }, () => ({ buf: undefined as Buffer | undefined, written: Promise.resolve() }));
+  let next = 0;
   try {
     // Readable VMAs go through process_vm_readv in batches; the rest through /proc/PID/mem.
     let batch: Run[] = [];
@@ -128,16 +132,14 @@ export async function dumpPages(pid: number, vmas: VmaRecord[], pages: PageWrite
     const flush = async () => {
       if (batch.length === 0) return;
       signal?.throwIfAborted();
-      const buf = Buffer.allocUnsafeSlow(batchBytes);
+      const slot = pool[next++ % POOL_SIZE];
+      await slot.written;
+      slot.buf ??= Buffer.allocUnsafeSlow(BATCH_BYTES);
+      const buf = slot.buf.subarray(0, batchBytes);
       const ranges: RemoteRange[] = batch.map((r) => ({ addr: r.addr, len: r.pages * PAGE_SIZE }));
       const n = readRanges(pid, buf, 0, ranges);
       if (n !== batchBytes) throw new Error(`process ${pid}: short read of memory (${n} of ${batchBytes} bytes)`);
-      let off = 0;
-      for (const r of batch) {
-        const len = r.pages * PAGE_SIZE;
-        await pages.add(r.addr, buf.subarray(off, off + len));
-        off += len;
-      }
+      slot.written = pages.writeRuns(batch, buf);
       advance(batchBytes);
       batch = [];
       batchBytes = 0;
@@ -155,7 +157,7 @@ export async function dumpPages(pid: number, vmas: VmaRecord[], pages: PageWrite
         }
         // Split runs larger than a batch so memory held in flight stays bounded.
         for (let p = 0; p < run.pages;) {
-          const room = Math.max(1, Math.floor((BATCH_BYTES - batchBytes) / PAGE_SIZE));
+          const room = Math.floor((BATCH_BYTES - batchBytes) / PAGE_SIZE);
           const take = Math.min(room, run.pages - p);
           batch.push({ addr: run.addr + BigInt(p) * PAGE, pages: take });
           batchBytes += take * PAGE_SIZE;
@@ -165,6 +167,7 @@ export async function dumpPages(pid: number, vmas: VmaRecord[], pages: PageWrite
       }
     }
     await flush();
+    await Promise.all(pool.map((s) => s.written));
     for (const vma of vmas) if (vma.kind === 'shmem') await dumpShmem(pid, vma, pages, advance);
   } finally {
     mem.close();

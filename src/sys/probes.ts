@@ -1,6 +1,9 @@
 // Probes of the kernel features ckpt uses: each one tries the feature for real (as `criu check`
 // does), rather than trusting version numbers.
 import fs from 'node:fs';
+import path from 'node:path';
+import { cgroupMounts } from './cgroup.js';
+import { PM_SOFT_DIRTY, readPagemap } from './proc.js';
 import { addressOf, syscall } from './libc.js';
 import * as pt from './ptrace.js';
 import { findSyscallInsn, RemoteScratch, RemoteThread } from './remote.js';
@@ -65,19 +68,6 @@ function probePagemapScan(): string {
   }
 }
 
-function probeSoftDirty(): string {
-  // Writing 4 to clear_refs clears soft-dirty bits; kernels built without it refuse the value.
-  const fd = fs.openSync('/proc/self/clear_refs', 'w');
-  try {
-    fs.writeSync(fd, '4');
-  } catch {
-    throw new Error('kernel built without CONFIG_MEM_SOFT_DIRTY (incremental dumps use userfaultfd write-protect + PAGEMAP_SCAN)');
-  } finally {
-    fs.closeSync(fd);
-  }
-  return 'clear_refs accepts 4';
-}
-
 /** ptrace, remote syscalls and clone3 with set_tid, tried on a stub process. */
 function probeStub(): { seize: string; cloneSetTid: string } {
   const stub = spawnStub();
@@ -121,22 +111,37 @@ function probeStub(): { seize: string; cloneSetTid: string } {
 }
 
 function cgroupV2(): string {
-  const mounts = fs.readFileSync('/proc/self/mounts', 'utf8');
-  if (!/ cgroup2 /.test(mounts)) throw new Error('no cgroup2 mount');
-  const rel = fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::'))?.slice(3) ?? '/';
-  const base = `/sys/fs/cgroup${rel === '/' ? '' : rel}`;
-  if (!fs.existsSync('/sys/fs/cgroup/cgroup.controllers')) throw new Error('cgroup2 not at /sys/fs/cgroup');
-  const dirs = fs.readdirSync('/sys/fs/cgroup', { withFileTypes: true }).filter((d) => d.isDirectory());
-  const sample = dirs.find((d) => fs.existsSync(`/sys/fs/cgroup/${d.name}/cgroup.freeze`));
-  if (!sample && !fs.existsSync(`${base}/cgroup.freeze`)) throw new Error('no cgroup.freeze file');
-  return 'cgroup.freeze available';
+  const { v2 } = cgroupMounts();
+  if (!v2) throw new Error('no cgroup2 hierarchy mounted');
+  // cgroup.freeze exists in every non-root group; make one to see.
+  const probe = fs.mkdtempSync(path.join(v2, 'ckpt-probe-'));
+  try {
+    if (!fs.existsSync(path.join(probe, 'cgroup.freeze'))) throw new Error('cgroup.freeze missing (kernel < 5.2)');
+  } finally {
+    fs.rmdirSync(probe);
+  }
+  return `mounted at ${v2}`;
 }
 
 function cgroupV1(): string {
-  const mounts = fs.readFileSync('/proc/self/mounts', 'utf8');
-  const line = mounts.split('\n').find((l) => / cgroup /.test(l) && /\bfreezer\b/.test(l));
-  if (!line) throw new Error('no v1 freezer hierarchy mounted');
-  return `mounted at ${line.split(' ')[1]}`;
+  const { v1Freezer } = cgroupMounts();
+  if (!v1Freezer) throw new Error('no v1 freezer hierarchy mounted');
+  return `mounted at ${v1Freezer}`;
+}
+
+function probeSoftDirty(): string {
+  // Kernels without CONFIG_MEM_SOFT_DIRTY accept clear_refs 4 but never set the pagemap bit.
+  const page = Buffer.alloc(8192);
+  const addr = (addressOf(page) + 4095n) & ~4095n;
+  const offset = Number(addr - addressOf(page));
+  page[offset] = 1;
+  fs.writeFileSync('/proc/self/clear_refs', '4');
+  page[offset] = 2;
+  const entry = readPagemap(process.pid, addr, addr + 4096n)[0];
+  if ((entry & PM_SOFT_DIRTY) === 0n) {
+    throw new Error('kernel built without CONFIG_MEM_SOFT_DIRTY (incremental dumps use userfaultfd write-protect + PAGEMAP_SCAN)');
+  }
+  return 'written page marked soft-dirty';
 }
 
 export function runProbes(): ProbeResult[] {
