@@ -1,6 +1,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { crc32s } from './crc.js';
 import { ImageError } from './errors.js';
 import { createFile, readExactly } from './files.js';
 import { hex, parseHex } from './hex.js';
@@ -176,12 +177,23 @@ export class PageWriter {
     const offset = this.size;
     this.size += buf.length;
     const done = this.host.queue.write(this.handle(), buf, offset, this.file, this.onWritten);
-    // The write above is already under way in libuv's threads; checksum meanwhile.
+    // The write above is already under way in libuv's threads; checksum meanwhile (in the
+    // worker thread for shared buffers, inline otherwise).
     let at = 0;
-    for (const r of runs) {
-      const length = r.pages * PAGE_SIZE;
-      this.runs.push({ addr: r.addr, pages: r.pages, kind: 'data', offset: offset + at, crc32: zlib.crc32(buf.subarray(at, at + length)) });
-      at += length;
+    const entries = runs.map((r) => {
+      const entry: PageEntry = { addr: r.addr, pages: r.pages, kind: 'data', offset: offset + at, crc32: 0 };
+      at += r.pages * PAGE_SIZE;
+      this.runs.push(entry);
+      return entry;
+    });
+    const crcs = crc32s(buf, runs.map((r) => r.pages * PAGE_SIZE));
+    let checked: Promise<void> | undefined;
+    if (Array.isArray(crcs)) crcs.forEach((c, i) => { entries[i]!.crc32 = c; });
+    else {
+      const inWorker = crcs.then((cs) => cs.forEach((c, i) => { entries[i]!.crc32 = c; }));
+      checked = inWorker;
+      this.pending.add(inWorker);
+      inWorker.then(() => this.pending.delete(inWorker), () => undefined);
     }
     // Small writes share one queued writev, hence one promise: track each only once.
     if (!this.pending.has(done)) {
@@ -189,7 +201,7 @@ export class PageWriter {
       const forget = (): void => void this.pending.delete(done);
       done.then(forget, forget);
     }
-    return done;
+    return checked ? Promise.all([done, checked]).then(() => undefined) : done;
   }
 
   private readonly onWritten = (bytes: number): void => {

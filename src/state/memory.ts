@@ -134,7 +134,8 @@ export async function dumpPages(pid: number, vmas: VmaRecord[], pages: PageWrite
       signal?.throwIfAborted();
       const slot = pool[next++ % POOL_SIZE];
       await slot.written;
-      slot.buf ??= Buffer.allocUnsafeSlow(BATCH_BYTES);
+      // Shared memory: the image module checksums it in a worker thread meanwhile.
+      slot.buf ??= Buffer.from(new SharedArrayBuffer(BATCH_BYTES));
       const buf = slot.buf.subarray(0, batchBytes);
       const ranges: RemoteRange[] = batch.map((r) => ({ addr: r.addr, len: r.pages * PAGE_SIZE }));
       const n = readRanges(pid, buf, 0, ranges);
