@@ -1,7 +1,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { crc32s } from './crc.js';
+import { crc32s, crc32sOfFile } from './crc.js';
 import { ImageError } from './errors.js';
 import { createFile, readExactly } from './files.js';
 import { hex, parseHex } from './hex.js';
@@ -344,39 +344,19 @@ export class PageReader {
    * file, so any damaged byte is found. Reading the next piece overlaps checksumming this one.
    */
   async verify(): Promise<void> {
-    const fh = this.open();
     const data = this.entries.filter((e) => e.kind === 'data').sort((a, b) => a.offset! - b.offset!);
-    const bufs = [Buffer.allocUnsafe(Math.min(READ_PIECE, this.size)), Buffer.allocUnsafe(Math.min(READ_PIECE, this.size))];
-    const readPiece = (pos: number, k: number): Promise<Buffer> => {
-      const n = Math.min(READ_PIECE, this.size - pos);
-      return readExactly(fh, bufs[k % 2]!, 0, n, pos, this.file).then(() => bufs[k % 2]!.subarray(0, n));
-    };
-    let run = 0;
-    let crc = 0;
-    let runEndOffset = data.length ? data[0]!.pages * PAGE_SIZE : 0;
-    let bad: ImageError | undefined;
-    let next = this.size > 0 ? readPiece(0, 0) : undefined;
-    for (let pos = 0, k = 0; next && !bad; pos += READ_PIECE, k++) {
-      const piece = await next;
-      next = pos + READ_PIECE < this.size ? readPiece(pos + READ_PIECE, k + 1) : undefined;
-      for (let at = 0; at < piece.length && !bad; ) {
-        const take = Math.min(piece.length - at, runEndOffset - (pos + at));
-        crc = zlib.crc32(piece.subarray(at, at + take), crc);
-        at += take;
-        if (pos + at === runEndOffset) {
-          const e = data[run]!;
-          if (crc !== e.crc32) {
-            bad = new ImageError(`${this.file}: checksum mismatch in data ${describeRun(e)} at offset ${e.offset}: the pages file is damaged`, { file: this.file });
-          }
-          crc = 0;
-          run++;
-          runEndOffset += run < data.length ? data[run]!.pages * PAGE_SIZE : 0;
-        }
-      }
+    let crcs: number[];
+    try {
+      crcs = await crc32sOfFile(this.file, data.map((e) => [e.offset!, e.pages * PAGE_SIZE] as const));
+    } catch (err) {
+      throw new ImageError(`${this.file}: cannot read: ${(err as Error).message}`, { file: this.file, cause: err });
     }
-    await next?.catch(() => undefined);
-    if (bad) throw bad;
+    const bad = data.find((e, i) => crcs[i] !== e.crc32);
+    if (bad) {
+      throw new ImageError(`${this.file}: checksum mismatch in data ${describeRun(bad)} at offset ${bad.offset}: the pages file is damaged`, { file: this.file });
+    }
   }
+
 
   async close(): Promise<void> {
     const fh = this.fh;

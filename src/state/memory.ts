@@ -302,7 +302,9 @@ export async function restorePages(remote: RemoteThread, vmas: VmaRecord[], read
     for (const s of segments) {
       if (s.writable && s.len >= 64 * PAGE_SIZE) remote.tryCall('madvise', s.addr, s.len, MADV_POPULATE_WRITE);
     }
-    // Segments are contiguous in the pages file: read batches of <= 16 MiB with one read each.
+    // Segments are contiguous in the pages file: batches of <= 16 MiB, each read with one
+    // read into one of two reused buffers, the next read under way while this one is written.
+    const batches: { segments: Segment[]; bytes: number }[] = [];
     for (let i = 0; i < segments.length;) {
       const batch: Segment[] = [];
       let bytes = 0;
@@ -313,7 +315,19 @@ export async function restorePages(remote: RemoteThread, vmas: VmaRecord[], read
         bytes += segments[i].len;
         i++;
       }
-      const buf = await reader.readRange(batch[0].offset, bytes);
+      batches.push({ segments: batch, bytes });
+    }
+    const buffers: Buffer[] = [];
+    const readBatch = (k: number) => {
+      const b = batches[k];
+      buffers[k % 2] ??= Buffer.allocUnsafeSlow(Math.max(BATCH_BYTES, b.bytes));
+      const into = buffers[k % 2].length >= b.bytes ? buffers[k % 2] : Buffer.allocUnsafeSlow(b.bytes);
+      return reader.readRange(b.segments[0].offset, b.bytes, into);
+    };
+    let next = batches.length > 0 ? readBatch(0) : undefined;
+    for (let k = 0; k < batches.length; k++) {
+      const buf = await next!;
+      next = k + 1 < batches.length ? readBatch(k + 1) : undefined;
       let off = 0;
       let vmRanges: RemoteRange[] = [];
       let vmStart = 0;
@@ -324,7 +338,7 @@ export async function restorePages(remote: RemoteThread, vmas: VmaRecord[], read
         if (n !== len) throw new Error(`process ${pid}: short write of memory (${n} of ${len} bytes)`);
         vmRanges = [];
       };
-      for (const s of batch) {
+      for (const s of batches[k].segments) {
         if (s.writable) {
           if (vmRanges.length === 0) vmStart = off;
           vmRanges.push({ addr: s.addr, len: s.len });
@@ -335,7 +349,7 @@ export async function restorePages(remote: RemoteThread, vmas: VmaRecord[], read
         off += s.len;
       }
       flushVm();
-      done += bytes;
+      done += batches[k].bytes;
       progress(done, total);
     }
   } finally {
