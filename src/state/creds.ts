@@ -18,8 +18,8 @@ export interface CredsRecord {
   cap_ambient: string;
 }
 
-export function collectCreds(pid: number): CredsRecord {
-  const st = readStatus(pid);
+export function collectCreds(pid: number, tid?: number): CredsRecord {
+  const st = readStatus(pid, tid);
   return {
     uid: st.uid, gid: st.gid, groups: st.groups,
     cap_inheritable: hex(st.capInh), cap_permitted: hex(st.capPrm), cap_effective: hex(st.capEff),
@@ -29,9 +29,13 @@ export function collectCreds(pid: number): CredsRecord {
 
 const sameIds = (a: number[], b: number[]) => a.length === b.length && a.every((v, i) => v === b[i]);
 
-/** Gives the restored process its credentials, if they differ from what it has (ckpt's). */
-export function restoreCreds(pid: number, leader: RemoteThread, scratch: RemoteScratch, rec: CredsRecord): void {
-  const now = collectCreds(pid);
+/**
+ * Gives a restored thread its credentials, if they differ from what it has (ckpt's). The
+ * syscalls act on the calling thread only (libc broadcasts them; we do it thread by thread).
+ */
+export function restoreCreds(pid: number, thread: RemoteThread, scratch: RemoteScratch, rec: CredsRecord): void {
+  const leader = thread;
+  const now = collectCreds(pid, thread.tid);
   if (sameIds(now.uid, rec.uid) && sameIds(now.gid, rec.gid) && sameIds(now.groups, rec.groups)
     && now.cap_permitted === rec.cap_permitted && now.cap_effective === rec.cap_effective
     && now.cap_inheritable === rec.cap_inheritable) return;

@@ -134,6 +134,13 @@ export class FrozenProcess {
     this.thawed = true;
     FrozenProcess.held.delete(this.pid);
     try { process.kill(this.pid, 'SIGKILL'); } catch { /* already gone */ }
-    for (const tid of this.threads) pt.tryDetach(tid);
+    // Each traced thread reports its death to us first; until we take those reports the
+    // leader cannot be reaped by its parent (and is itself reported last).
+    for (const tid of [...this.threads.filter((t) => t !== this.pid), this.pid]) {
+      for (;;) {
+        const st = pt.tryWait(tid);
+        if (typeof st === 'number' || st.exited || st.signaled) break;
+      }
+    }
   }
 }

@@ -19,7 +19,7 @@ import { finalProtections, mapVmas, onceWritable, restorePages } from './memory.
 import { moveVdso, setMm, vdsoMismatch, vdsoParts } from './mm.js';
 import { restoreProcessAttributes } from './process.js';
 import { queueSharedSignals, restoreSigactions } from './signals.js';
-import { queueThreadSignals, restoreThreadState, setFinalRegisters } from './threads.js';
+import { createThread, queueThreadSignals, restoreThreadState, setFinalRegisters } from './threads.js';
 import { restoreTimers } from './timers.js';
 
 const arch = hostArch();
@@ -72,8 +72,11 @@ export async function loadImage(dir: string): Promise<LoadedImage> {
     }
   }
   if (!fs.existsSync(mm.exe)) throw new RestoreError(`executable ${mm.exe} is missing`);
-  if (core.threads.length !== 1) {
-    throw new RestoreError(`image of ${pid} has ${core.threads.length} threads; restoring multi-threaded processes is not supported yet`);
+  const leaderRecord = core.threads.find((t) => t.tid === pid);
+  if (!leaderRecord) throw new RestoreError(`image of ${pid} has no thread ${pid} (its leader)`);
+  for (const t of core.threads) {
+    const holder = t.tid === pid ? null : pidHolder(t.tid);
+    if (holder) throw new RestoreError(`thread ${t.tid}: ${holder}`);
   }
   return { reader, pid, core, mm, fds };
 }
@@ -210,17 +213,23 @@ export async function restoreProcess(opts: RestoreOptions): Promise<{ pid: numbe
     restoreTimers(remote, scratch, core.timers);
     restoreLimits(pid, remote, scratch, core.rlimits, warn);
     restoreProcessAttributes(remote, scratch, core.process);
-    const thread = core.threads[0];
-    restoreThreadState(remote, scratch, thread);
+    // Threads share the mm, files and signal handlers set up so far; each gets its own state.
+    const threads = core.threads.map((rec) => ({
+      rec, remote: rec.tid === pid ? remote : createThread(remote, scratch, rec.tid),
+    }));
+    for (const t of threads) restoreThreadState(t.remote, scratch, t.rec);
     queueSharedSignals(remote, scratch, pid, core.signals);
-    queueThreadSignals(remote, scratch, pid, thread);
-    restoreCreds(pid, remote, scratch, core.creds);
+    for (const t of threads) queueThreadSignals(remote, scratch, pid, t.rec);
+    for (const t of threads) restoreCreds(pid, t.remote, scratch, core.creds);
 
-    // Last syscall: the trampoline goes; the thread stays stopped at that syscall's exit.
+    // Last syscall: the trampoline goes; every thread stays stopped at a syscall's exit until
+    // it gets its own registers back (none of them points into the trampoline any more).
     remote.call('munmap', trampoline, 2n * PAGE);
-    setFinalRegisters(pid, thread, await img.reader.blob(thread.xstate));
-    pt.setSigmask(pid, parseHex(thread.blocked));
-    pt.detach(pid);
+    for (const t of threads) {
+      setFinalRegisters(t.rec.tid, t.rec, await img.reader.blob(t.rec.xstate));
+      pt.setSigmask(t.rec.tid, parseHex(t.rec.blocked));
+    }
+    for (const t of threads) pt.detach(t.rec.tid);
     return { pid };
   } catch (e) {
     // Nothing half-built survives a failed restore.
