@@ -44,6 +44,8 @@ export interface CkptProcess {
   /** --json events so far, with the time each line arrived. */
   events: CkptEvent[];
   done: Promise<CkptRun>;
+  /** Resolves true once an event of this name has arrived, false if ckpt ends without one. */
+  waitEvent(name: string): Promise<boolean>;
 }
 
 /** Starts `node bin/ckpt.js ...args` as a user would (without tap's loaders); --json lines are parsed as they come. */
@@ -51,6 +53,7 @@ export function spawnCkpt(args: string[]): CkptProcess {
   const started = Date.now();
   const child = spawn(process.execPath, [bin, ...args], { cwd: root, env: userEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
   const events: CkptEvent[] = [];
+  const waiters: Array<{ name: string; resolve: (seen: boolean) => void }> = [];
   let stdout = '';
   let stderr = '';
   let partial = '';
@@ -60,15 +63,30 @@ export function spawnCkpt(args: string[]): CkptProcess {
     const parts = (partial + d.toString()).split('\n');
     partial = parts.pop()!;
     for (const line of parts) {
-      if (line.startsWith('{"event"')) events.push({ at: Date.now() - started, event: JSON.parse(line) as Record<string, unknown> });
+      if (!line.startsWith('{"event"')) continue;
+      const event = JSON.parse(line) as Record<string, unknown>;
+      events.push({ at: Date.now() - started, event });
+      for (let i = waiters.length - 1; i >= 0; i--) {
+        if (waiters[i]!.name === event.event) waiters.splice(i, 1)[0]!.resolve(true);
+      }
     }
   });
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const done = new Promise<CkptRun>((resolve, reject) => {
     child.once('error', reject);
-    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    child.once('close', (code, signal) => {
+      for (const w of waiters.splice(0)) w.resolve(false);
+      resolve({ code, signal, stdout, stderr });
+    });
   });
-  return { child, events, done };
+  let closed = false;
+  void done.finally(() => (closed = true)).catch(() => undefined);
+  const waitEvent = (name: string): Promise<boolean> => {
+    if (events.some((e) => e.event.event === name)) return Promise.resolve(true);
+    if (closed) return Promise.resolve(false);
+    return new Promise((resolve) => waiters.push({ name, resolve }));
+  };
+  return { child, events, done, waitEvent };
 }
 
 /** Runs `node bin/ckpt.js ...args` to its end. */
