@@ -1,14 +1,15 @@
-// Dump: a frozen process written to an image, and the process left exactly as it was (or ended,
-// when it is not to keep running). The order here is the order of cr-dump in CRIU: freeze,
-// read what /proc tells, ask the process itself for the rest, copy memory, write the manifest.
+// Dump: a frozen process tree written to an image, and the tree left exactly as it was (or
+// ended, when it is not to keep running). The order here is the order of cr-dump in CRIU:
+// freeze, read what /proc tells, ask each process itself for the rest, copy memory, write the
+// manifest last.
 import { hostArch } from '../sys/arch/index.js';
 import { ProcMem } from '../sys/memory.js';
-import { readSmaps } from '../sys/proc.js';
+import { readSmaps, readStat } from '../sys/proc.js';
 import { findSyscallInsn, RemoteScratch, RemoteThread } from '../sys/remote.js';
 import { ImageWriter } from '../image/index.js';
 import { collectCreds, type CredsRecord } from './creds.js';
-import { collectFds, type FdRecord } from './files/index.js';
-import { FrozenProcess, type FreezeMethod } from './freeze.js';
+import { FileTable, type FdEntry, type FileRecord } from './files/index.js';
+import { FrozenTree, type FreezeMethod } from './freeze.js';
 import { collectFs, type FsRecord } from './fs.js';
 import { collectLimits, type RlimitRecord } from './limits.js';
 import { describeVma, dumpPages, type VmaRecord } from './memory.js';
@@ -30,107 +31,158 @@ export interface CoreRecord {
 }
 
 export interface MmImageRecord extends MmRecord { $format: 1; pid: number; vmas: VmaRecord[] }
-export interface FdsImageRecord { $format: 1; pid: number; fds: FdRecord[] }
+export interface FdsImageRecord { $format: 1; pid: number; fds: FdEntry[] }
+export interface FilesImageRecord { $format: 1; files: FileRecord[] }
+
+/** The shape of the tree: parents before their children. */
+export interface TreeRecord {
+  $format: 1;
+  root: number;
+  processes: Array<{ pid: number; ppid: number; pgid: number; sid: number; zombie?: { exit_code: number } }>;
+}
 
 export interface DumpOptions {
   pid: number;
   dir: string;
   leaveRunning?: boolean;
   method?: FreezeMethod;
-  /** A process frozen earlier (a freeze step); frozen here otherwise. */
-  frozen?: FrozenProcess;
+  /** A tree frozen earlier (a freeze step); frozen here otherwise. */
+  frozen?: FrozenTree;
   signal?: AbortSignal;
   progress?: (done: number, total: number) => void;
 }
 
-export interface DumpResult { pid: number; dir: string; pages: number; bytes: number; threads: number; fds: number }
+export interface DumpResult {
+  pid: number; dir: string; pages: number; bytes: number; processes: number; threads: number; fds: number;
+}
+
+/** Threads of one process driven by ckpt during the dump, and its scratch page. */
+interface Driven { pid: number; remotes: RemoteThread[]; scratch?: RemoteScratch; mem: ProcMem }
 
 export async function dumpProcess(opts: DumpOptions): Promise<DumpResult> {
-  const { pid, signal } = opts;
-  const frozen = opts.frozen ?? FrozenProcess.freeze(pid, opts.method ?? 'ptrace');
+  const { pid: root, signal } = opts;
+  const frozen = opts.frozen ?? FrozenTree.freeze(root, opts.method ?? 'ptrace');
   let image: ImageWriter | undefined;
-  const remotes: RemoteThread[] = [];
-  let scratch: RemoteScratch | undefined;
-  let mem: ProcMem | undefined;
+  const driven: Driven[] = [];
   try {
     signal?.throwIfAborted();
     image = await ImageWriter.create(opts.dir);
-    mem = new ProcMem(pid, true);
-    // The memory map is read before ckpt maps its scratch page, so that page is not in it.
-    const smaps = readSmaps(pid);
-    const vmas = smaps.map((v) => describeVma(pid, v));
-    const vdso = smaps.find((v) => v.path === '[vdso]');
-    const gadget = vdso && findSyscallInsn(mem, vdso.start, vdso.end);
-    if (gadget === undefined) throw new Error(`process ${pid} has no vDSO with a syscall instruction to drive it`);
+    const files = new FileTable(async (name, data) => { await image!.writeBlob(name, data); return name; });
+    const tree: TreeRecord = { $format: 1, root, processes: [] };
+    let pages = 0;
+    let bytes = 0;
+    let fdCount = 0;
+    const sizes = new Map<number, number>();
+    const shmemSaved = new Set<string>();
+    for (const pid of [...frozen.processes.keys(), ...frozen.zombies].sort(parentsFirst(frozen))) {
+      const st = readStat(pid);
+      if (frozen.zombies.includes(pid)) {
+        tree.processes.push({ pid, ppid: st.ppid, pgid: st.pgrp, sid: st.session, zombie: { exit_code: st.exit_code } });
+        continue;
+      }
+      tree.processes.push({ pid, ppid: st.ppid, pgid: st.pgrp, sid: st.session });
+      const d: Driven = { pid, remotes: [], mem: new ProcMem(pid, true) };
+      driven.push(d);
+      // The memory map is read before ckpt maps its scratch page, so that page is not in it.
+      const smaps = readSmaps(pid);
+      const vmas = smaps.map((v) => describeVma(pid, v));
+      const vdso = smaps.find((v) => v.path === '[vdso]');
+      const gadget = vdso && findSyscallInsn(d.mem, vdso.start, vdso.end);
+      if (gadget === undefined) throw new Error(`process ${pid} has no vDSO with a syscall instruction to drive it`);
+      for (const tid of frozen.processes.get(pid)!) d.remotes.push(new RemoteThread(tid, gadget));
+      const leader = d.remotes.find((r) => r.tid === pid);
+      if (!leader) throw new Error(`thread-group leader ${pid} was not frozen`);
+      d.scratch = RemoteScratch.map(leader, d.mem);
 
-    for (const tid of frozen.threads) remotes.push(new RemoteThread(tid, gadget));
-    const leader = remotes.find((r) => r.tid === pid);
-    if (!leader) throw new Error(`thread-group leader ${pid} was not frozen`);
-    scratch = RemoteScratch.map(leader, mem);
+      const fds = await files.collect(pid);
+      fdCount += fds.length;
+      const threads: ThreadRecord[] = [];
+      for (const r of d.remotes) {
+        const { record, xstate } = collectThread(r, d.scratch);
+        await image.writeBlob(record.xstate, xstate);
+        threads.push(record);
+      }
+      const core: CoreRecord = {
+        $format: 1,
+        process: collectProcess(pid),
+        creds: collectCreds(pid),
+        rlimits: collectLimits(pid),
+        fs: collectFs(pid),
+        signals: collectSignals(leader, d.scratch),
+        timers: collectTimers(pid, leader, d.scratch),
+        threads,
+      };
+      const mm: MmImageRecord = { $format: 1, pid, ...collectMm(pid, leader, smaps, d.mem), vmas };
+      signal?.throwIfAborted();
 
-    const fds = await collectFds(pid, async (name, data) => { await image!.writeBlob(name, data); return name; });
-    const threads: ThreadRecord[] = [];
-    for (const r of remotes) {
-      const { record, xstate } = collectThread(r, scratch);
-      await image.writeBlob(record.xstate, xstate);
-      threads.push(record);
+      const pageWriter = image.pages(pid);
+      const stats = await dumpPages(pid, vmas, pageWriter, (done, total) => {
+        sizes.set(pid, total);
+        opts.progress?.(bytes + done, [...sizes.values()].reduce((a, b) => a + b, 0));
+      }, signal, shmemSaved);
+      await pageWriter.close();
+      pages += stats.pages;
+      bytes += stats.bytes;
+
+      await image.writeRecord('core', pid, core);
+      await image.writeRecord('mm', pid, mm);
+      await image.writeRecord('fds', pid, { $format: 1, pid, fds } satisfies FdsImageRecord);
     }
-    const core: CoreRecord = {
-      $format: 1,
-      process: collectProcess(pid),
-      creds: collectCreds(pid),
-      rlimits: collectLimits(pid),
-      fs: collectFs(pid),
-      signals: collectSignals(leader, scratch),
-      timers: collectTimers(pid, leader, scratch),
-      threads,
-    };
-    const mm: MmImageRecord = { $format: 1, pid, ...collectMm(pid, leader, smaps, mem), vmas };
+    await image.writeRecord('files', null, { $format: 1, files: files.files } satisfies FilesImageRecord);
+    await image.writeRecord('tree', null, tree);
     signal?.throwIfAborted();
 
-    const pageWriter = image.pages(pid);
-    const stats = await dumpPages(pid, vmas, pageWriter, opts.progress ?? (() => {}), signal);
-    await pageWriter.close();
-
-    await image.writeRecord('core', pid, core);
-    await image.writeRecord('mm', pid, mm);
-    await image.writeRecord('fds', pid, { $format: 1, pid, fds } satisfies FdsImageRecord);
-    signal?.throwIfAborted();
-
-    putBack(remotes, scratch);
-    scratch = undefined;
-    await image.commit({ root_pid: pid, meta: { arch: hostArch().name } });
+    putBack(driven);
+    await image.commit({ root_pid: root, meta: { arch: hostArch().name } });
     if (opts.leaveRunning) frozen.thaw();
     else frozen.kill();
-    return { pid, dir: opts.dir, pages: stats.pages, bytes: stats.bytes, threads: threads.length, fds: fds.length };
+    return {
+      pid: root, dir: opts.dir, pages, bytes, processes: tree.processes.length, threads: frozen.threadCount, fds: fdCount,
+    };
   } catch (e) {
-    // Whatever failed: the process goes on exactly as before, and no image is left behind.
+    // Whatever failed: the tree goes on exactly as before, and no image is left behind.
     try {
-      putBack(remotes, scratch);
+      putBack(driven);
     } finally {
       frozen.thaw();
       await image?.abort();
     }
     throw e;
-  } finally {
-    mem?.close();
   }
 }
 
-/** Unmaps ckpt's scratch page and gives every thread back its registers and signal mask. */
-function putBack(remotes: RemoteThread[], scratch: RemoteScratch | undefined): void {
+/** Sorts PIDs so that every process comes after its parent (the root first). */
+function parentsFirst(frozen: FrozenTree): (a: number, b: number) => number {
+  const depth = new Map<number, number>();
+  const depthOf = (pid: number): number => {
+    if (pid === frozen.root || pid <= 1) return 0;
+    let d = depth.get(pid);
+    if (d === undefined) {
+      d = 1 + depthOf(readStat(pid).ppid);
+      depth.set(pid, d);
+    }
+    return d;
+  };
+  return (a, b) => depthOf(a) - depthOf(b) || a - b;
+}
+
+/** Unmaps ckpt's scratch pages and gives every thread back its registers and signal mask. */
+function putBack(driven: Driven[]): void {
   let first: unknown;
-  try {
-    scratch?.unmap();
-  } catch (e) {
-    first = e;
-  }
-  for (const r of remotes.splice(0)) {
+  for (const d of driven.splice(0)) {
     try {
-      r.restore();
+      d.scratch?.unmap();
     } catch (e) {
       first ??= e;
     }
+    for (const r of d.remotes) {
+      try {
+        r.restore();
+      } catch (e) {
+        first ??= e;
+      }
+    }
+    d.mem.close();
   }
   if (first) throw first;
 }

@@ -1,11 +1,14 @@
-// Freezing a process: every thread seized and held in a ptrace stop, until thawed.
+// Freezing a process tree: every thread of every process seized and held in a ptrace stop,
+// until thawed.
 //
-// method 'ptrace': PTRACE_SEIZE + PTRACE_INTERRUPT each thread, repeated until no new thread
-// appears. method 'cgroup': the process's cgroup is frozen first (v2 cgroup.freeze or the v1
-// freezer), so that nothing runs while threads are seized, then thawed under ptrace.
+// method 'ptrace': PTRACE_SEIZE + PTRACE_INTERRUPT each thread, process by process down the
+// tree, and again until a pass finds no new thread or child (a clone or fork racing the freeze
+// is caught by the next pass: a frozen parent forks no more). method 'cgroup': the root's cgroup
+// is frozen first (v2 cgroup.freeze or the v1 freezer), so that nothing runs while the tree is
+// seized, then thawed under ptrace.
 import fs from 'node:fs';
-import { freezerOf, isFrozen, type Freezer } from '../sys/cgroup.js';
-import { listThreads, readStat } from '../sys/proc.js';
+import { freezerOf, isFrozen } from '../sys/cgroup.js';
+import { listChildren, listThreads, readStat } from '../sys/proc.js';
 import * as pt from '../sys/ptrace.js';
 import { describe } from '../sys/remote.js';
 
@@ -20,67 +23,95 @@ export class FreezeError extends Error {
   }
 }
 
-/** A frozen process: its threads, seized and stopped, in the order they were found. */
-export class FrozenProcess {
-  readonly threads: number[] = [];
+/** A frozen tree: its live processes in the order found (parents first) and its zombies. */
+export class FrozenTree {
+  /** Threads of each live process, by PID. */
+  readonly processes = new Map<number, number[]>();
+  readonly zombies: number[] = [];
   private thawed = false;
-  /** Processes frozen by a freeze step and held for a later step of the same run. */
-  private static readonly held = new Map<number, FrozenProcess>();
+  /** Trees frozen by a freeze step and held for a later step of the same run. */
+  private static readonly held = new Map<number, FrozenTree>();
 
-  /** Keeps this frozen process for a later step (a dump) to take. */
+  private constructor(readonly root: number, readonly method: FreezeMethod) {}
+
+  /** Keeps this frozen tree for a later step (a dump) to take. */
   hold(): void {
-    FrozenProcess.held.set(this.pid, this);
+    FrozenTree.held.set(this.root, this);
   }
 
-  /** The process a freeze step holds for pid, taken out of the holding (the taker thaws it). */
-  static take(pid: number): FrozenProcess | undefined {
-    const f = FrozenProcess.held.get(pid);
-    FrozenProcess.held.delete(pid);
+  /** The tree a freeze step holds for root, taken out of the holding (the taker thaws it). */
+  static take(root: number): FrozenTree | undefined {
+    const f = FrozenTree.held.get(root);
+    FrozenTree.held.delete(root);
     return f;
   }
 
-  private constructor(readonly pid: number, readonly method: FreezeMethod) {}
+  get threadCount(): number {
+    return [...this.processes.values()].reduce((n, t) => n + t.length, 0);
+  }
 
-  static freeze(pid: number, method: FreezeMethod = 'ptrace'): FrozenProcess {
-    const frozen = new FrozenProcess(pid, method);
+  static freeze(root: number, method: FreezeMethod = 'ptrace'): FrozenTree {
+    const tree = new FrozenTree(root, method);
     try {
-      if (!fs.existsSync(`/proc/${pid}`)) throw new FreezeError(`no process ${pid}`);
-      if (pid === process.pid) throw new FreezeError('ckpt cannot freeze itself');
-      const st = readStat(pid);
-      if (st.state === 'Z') throw new FreezeError(`process ${pid} is a zombie`);
-      if (method === 'cgroup') frozen.freezeCgroup();
-      else frozen.seizeAll();
+      if (!fs.existsSync(`/proc/${root}`)) throw new FreezeError(`no process ${root}`);
+      if (root === process.pid) throw new FreezeError('ckpt cannot freeze itself');
+      if (readStat(root).state === 'Z') throw new FreezeError(`process ${root} is a zombie`);
+      if (method === 'cgroup') tree.freezeUnderCgroup();
+      else tree.seizeTree(true);
     } catch (e) {
-      frozen.thaw();
+      tree.thaw();
       if (e instanceof FreezeError) throw e;
-      throw new FreezeError(`cannot freeze ${pid}: ${(e as Error).message}`, { cause: e });
+      throw new FreezeError(`cannot freeze ${root}: ${(e as Error).message}`, { cause: e });
     }
-    return frozen;
+    return tree;
   }
 
-  /** Seizes threads until a pass finds no new one (threads may be created while we seize). */
-  private seizeAll(): void {
-    for (;;) {
-      const fresh = listThreads(this.pid).filter((t) => !this.threads.includes(t));
-      if (fresh.length === 0) return;
-      for (const tid of fresh) this.seizeThread(tid);
+  /** Seizes every thread of every process of the tree until a pass finds nothing new. */
+  private seizeTree(wait: boolean): void {
+    for (let fresh = true; fresh;) {
+      fresh = false;
+      const queue = [this.root];
+      while (queue.length > 0) {
+        const pid = queue.shift()!;
+        if (this.zombies.includes(pid)) continue;
+        let state: string;
+        try {
+          state = readStat(pid).state;
+        } catch {
+          continue; // gone (reaped) meanwhile
+        }
+        if (state === 'Z') {
+          this.zombies.push(pid);
+          fresh = true;
+          continue;
+        }
+        const threads = this.processes.get(pid) ?? [];
+        if (!this.processes.has(pid)) this.processes.set(pid, threads);
+        for (const tid of listThreads(pid).filter((t) => !threads.includes(t))) {
+          if (this.seizeThread(pid, tid, wait)) {
+            threads.push(tid);
+            fresh = true;
+          }
+        }
+        queue.push(...listChildren(pid));
+      }
     }
   }
 
-  private seizeThread(tid: number): void {
+  private seizeThread(pid: number, tid: number, wait: boolean): boolean {
     try {
       pt.seize(tid, SEIZE_OPTIONS);
     } catch (e) {
       // A thread that exited between listing and seizing is simply gone.
-      if (!fs.existsSync(`/proc/${this.pid}/task/${tid}`)) return;
+      if (!fs.existsSync(`/proc/${pid}/task/${tid}`)) return false;
       throw e;
     }
-    this.threads.push(tid);
     pt.interrupt(tid);
-    this.waitStopped(tid);
+    if (wait) this.waitStopped(pid, tid);
+    return true;
   }
 
-  private waitStopped(tid: number): void {
+  private waitStopped(pid: number, tid: number): void {
     for (;;) {
       const st = pt.wait(tid)!;
       if (st.stopped && st.event === pt.PTRACE_EVENT.STOP) return;
@@ -91,14 +122,14 @@ export class FrozenProcess {
         pt.interrupt(tid);
         continue;
       }
-      throw new FreezeError(`thread ${tid} of ${this.pid} ended while being frozen (${describe(st)})`);
+      throw new FreezeError(`thread ${tid} of ${pid} ended while being frozen (${describe(st)})`);
     }
   }
 
-  private freezeCgroup(): void {
-    let fr: Freezer;
+  private freezeUnderCgroup(): void {
+    let fr;
     try {
-      fr = freezerOf(this.pid);
+      fr = freezerOf(this.root);
     } catch (e) {
       throw new FreezeError((e as Error).message);
     }
@@ -106,40 +137,40 @@ export class FrozenProcess {
     try {
       const deadline = Date.now() + 5000;
       while (!isFrozen(fr)) {
-        if (Date.now() > deadline) throw new FreezeError(`cgroup of ${this.pid} did not freeze within 5 s`);
+        if (Date.now() > deadline) throw new FreezeError(`cgroup of ${this.root} did not freeze within 5 s`);
         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
       }
-      // Nothing runs now: no thread can appear while we seize. Interrupts take effect on thaw.
-      for (const tid of listThreads(this.pid)) {
-        pt.seize(tid, SEIZE_OPTIONS);
-        this.threads.push(tid);
-        pt.interrupt(tid);
-      }
+      // Nothing runs now: no thread or child can appear. The interrupts take effect on thaw.
+      this.seizeTree(false);
     } finally {
       fs.writeFileSync(fr.file, fr.thaw);
     }
-    for (const tid of this.threads) this.waitStopped(tid);
+    for (const [pid, threads] of this.processes) for (const tid of threads) this.waitStopped(pid, tid);
   }
 
-  /** Lets every thread go on as before. Safe to call twice and after the process died. */
+  /** Lets every thread go on as before. Safe to call twice and after processes died. */
   thaw(): void {
     if (this.thawed) return;
     this.thawed = true;
-    FrozenProcess.held.delete(this.pid);
-    for (const tid of this.threads) pt.tryDetach(tid);
+    FrozenTree.held.delete(this.root);
+    for (const threads of this.processes.values()) for (const tid of threads) pt.tryDetach(tid);
   }
 
-  /** Ends the frozen process (after a dump without leave-running). */
+  /** Ends the frozen tree (after a dump without leave-running). */
   kill(): void {
     this.thawed = true;
-    FrozenProcess.held.delete(this.pid);
-    try { process.kill(this.pid, 'SIGKILL'); } catch { /* already gone */ }
-    // Each traced thread reports its death to us first; until we take those reports the
-    // leader cannot be reaped by its parent (and is itself reported last).
-    for (const tid of [...this.threads.filter((t) => t !== this.pid), this.pid]) {
-      for (;;) {
-        const st = pt.tryWait(tid);
-        if (typeof st === 'number' || st.exited || st.signaled) break;
+    FrozenTree.held.delete(this.root);
+    for (const pid of this.processes.keys()) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+    }
+    // Each traced thread reports its death to us first; until we take those reports a leader
+    // cannot be reaped by its parent (and is itself reported last).
+    for (const [pid, threads] of this.processes) {
+      for (const tid of [...threads.filter((t) => t !== pid), pid]) {
+        for (;;) {
+          const st = pt.tryWait(tid);
+          if (typeof st === 'number' || st.exited || st.signaled) break;
+        }
       }
     }
   }

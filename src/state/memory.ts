@@ -39,6 +39,8 @@ export interface VmaRecord {
   file?: { path: string; dev: string; ino: number; size: number; mtime_ns: string; writable: boolean };
   /** VmFlags of smaps. */
   vm_flags: string[];
+  /** Shared anonymous memory: the object's inode, the same in every process that maps it. */
+  shmem_id?: string;
 }
 
 const SPECIAL: Record<string, VmaKind> = {
@@ -56,7 +58,7 @@ export function describeVma(pid: number, v: SmapsEntry): VmaRecord {
   const anonName = v.path.startsWith('[') ? { name: v.path } : {};
   if (v.inode === 0) return { ...base, kind: 'anon', ...anonName };
   if (v.shared && v.deleted && (v.path === '/dev/zero' || v.path.startsWith('/SYSV'))) {
-    return { ...base, kind: 'shmem' };
+    return { ...base, kind: 'shmem', shmem_id: `${v.dev}:${v.inode}` };
   }
   if (v.deleted) {
     throw new UnsupportedMappingError(
@@ -105,7 +107,8 @@ export interface PageStats { pages: number; bytes: number }
  * expected.
  */
 export async function dumpPages(pid: number, vmas: VmaRecord[], pages: PageWriter,
-  progress: (done: number, total: number) => void, signal?: AbortSignal): Promise<PageStats> {
+  progress: (done: number, total: number) => void, signal?: AbortSignal,
+  shmemSaved: Set<string> = new Set()): Promise<PageStats> {
   const pagemap = openPagemap(pid);
   const plan: { vma: VmaRecord; runs: Run[] }[] = [];
   try {
@@ -169,7 +172,12 @@ export async function dumpPages(pid: number, vmas: VmaRecord[], pages: PageWrite
     }
     await flush();
     await Promise.all(pool.map((s) => s.written));
-    for (const vma of vmas) if (vma.kind === 'shmem') await dumpShmem(pid, vma, pages, advance);
+    // Shared memory is saved with the first process of the tree that maps it.
+    for (const vma of vmas) {
+      if (vma.kind !== 'shmem' || shmemSaved.has(vma.shmem_id!)) continue;
+      await dumpShmem(pid, vma, pages, advance);
+    }
+    for (const vma of vmas) if (vma.kind === 'shmem') shmemSaved.add(vma.shmem_id!);
   } finally {
     mem.close();
   }
@@ -241,9 +249,11 @@ export function onceWritable(vmas: VmaRecord[], entries: readonly PageEntry[]): 
  * Maps every VMA of the image (all but the kernel's special ones, which are already in place)
  * into the process driven by `remote`. `put` writes a string into the process for syscalls.
  * VMAs in `writableFirst` are mapped writable; finalProtections() turns them to their perms.
+ * `sharedElsewhere` maps shared memory objects already restored in another process of the tree
+ * to a map_files path of theirs; objects created here are added to it.
  */
 export function mapVmas(remote: RemoteThread, vmas: VmaRecord[], put: (data: Buffer) => bigint,
-  writableFirst: Set<string>): void {
+  writableFirst: Set<string>, sharedElsewhere: Map<string, string>): void {
   const openFiles = new Map<string, number>();
   try {
     for (const v of vmas) {
@@ -254,7 +264,16 @@ export function mapVmas(remote: RemoteThread, vmas: VmaRecord[], put: (data: Buf
       let flags = MAP_FIXED | (shared ? MAP_SHARED : MAP_PRIVATE);
       const prot = protOf(v.perms) | (writableFirst.has(v.start) ? PROT_WRITE : 0);
       if (v.vm_flags.includes('gd')) flags |= MAP_GROWSDOWN;
-      if (v.kind === 'file') {
+      const elsewhere = v.kind === 'shmem' ? sharedElsewhere.get(v.shmem_id!) : undefined;
+      if (elsewhere) {
+        // The object exists in a process restored before: map the same one, through map_files.
+        const fd = Number(remote.call('openat', AT_FDCWD, put(Buffer.from(`${elsewhere}\0`)), O_RDWR | O_CLOEXEC, 0));
+        try {
+          remote.call('mmap', start, len, prot, flags, fd, parseHex(v.offset));
+        } finally {
+          remote.call('close', fd);
+        }
+      } else if (v.kind === 'file') {
         const f = v.file!;
         const key = `${f.writable ? 'w' : 'r'}:${f.path}`;
         let fd = openFiles.get(key);
@@ -266,6 +285,9 @@ export function mapVmas(remote: RemoteThread, vmas: VmaRecord[], put: (data: Buf
         remote.call('mmap', start, len, prot, flags, fd, parseHex(v.offset));
       } else {
         remote.call('mmap', start, len, prot, flags | MAP_ANONYMOUS, -1, 0);
+      }
+      if (v.kind === 'shmem' && !elsewhere) {
+        sharedElsewhere.set(v.shmem_id!, mapFilesPath(remote.tid, start, start + len));
       }
       for (const [flag, advice] of Object.entries(MADVISE_FOR_FLAG)) {
         if (v.vm_flags.includes(flag)) remote.call('madvise', start, len, advice);

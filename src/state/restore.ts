@@ -11,15 +11,15 @@ import { spawnStub } from '../sys/stub.js';
 import { ImageReader } from '../image/index.js';
 import { parseHex } from '../image/hex.js';
 import { restoreCreds } from './creds.js';
-import type { CoreRecord, FdsImageRecord, MmImageRecord } from './dump.js';
-import { restoreFds } from './files/index.js';
+import type { CoreRecord, FdsImageRecord, FilesImageRecord, MmImageRecord, TreeRecord } from './dump.js';
+import { FileOpener, installFds } from './files/index.js';
 import { restoreFs } from './fs.js';
 import { restoreLimits } from './limits.js';
 import { finalProtections, mapVmas, onceWritable, restorePages } from './memory.js';
 import { moveVdso, setMm, vdsoMismatch, vdsoParts } from './mm.js';
 import { restoreProcessAttributes } from './process.js';
 import { queueSharedSignals, restoreSigactions } from './signals.js';
-import { createThread, queueThreadSignals, restoreThreadState, setFinalRegisters } from './threads.js';
+import { createThread, queueThreadSignals, restoreThreadState, setFinalRegisters, type ThreadRecord } from './threads.js';
 import { restoreTimers } from './timers.js';
 
 const arch = hostArch();
@@ -39,25 +39,46 @@ export interface RestoreOptions {
   warn?: (message: string) => void;
 }
 
-export interface LoadedImage {
-  reader: ImageReader;
+export interface ProcessImage {
   pid: number;
   core: CoreRecord;
   mm: MmImageRecord;
   fds: FdsImageRecord;
 }
 
-/** Reads and checks the whole image before anything is touched. */
+export interface LoadedImage {
+  reader: ImageReader;
+  root: number;
+  tree: TreeRecord;
+  files: FilesImageRecord;
+  /** Live processes, parents first. */
+  processes: ProcessImage[];
+}
+
+/** Reads and checks the whole image, and what it needs of this machine, before anything is touched. */
 export async function loadImage(dir: string): Promise<LoadedImage> {
   const reader = await ImageReader.open(dir);
   const m = reader.manifest;
   if (m.arch !== arch.name) throw new RestoreError(`image is for ${m.arch}, this machine is ${arch.name}`);
   if (m.page_size !== arch.pageSize) throw new RestoreError(`image has page size ${m.page_size}, this machine ${arch.pageSize}`);
   await reader.verify();
-  const pid = m.root_pid;
-  const core = await reader.record<CoreRecord>('core', pid);
-  const mm = await reader.record<MmImageRecord>('mm', pid);
-  const fds = await reader.record<FdsImageRecord>('fds', pid);
+  const tree = await reader.record<TreeRecord>('tree');
+  const files = await reader.record<FilesImageRecord>('files');
+  const processes: ProcessImage[] = [];
+  for (const p of tree.processes) {
+    if (p.zombie) continue;
+    const core = await reader.record<CoreRecord>('core', p.pid);
+    const mm = await reader.record<MmImageRecord>('mm', p.pid);
+    const fds = await reader.record<FdsImageRecord>('fds', p.pid);
+    checkFilesHere(mm);
+    if (!core.threads.some((t) => t.tid === p.pid)) throw new RestoreError(`image of ${p.pid} has no thread ${p.pid} (its leader)`);
+    processes.push({ pid: p.pid, core, mm, fds });
+  }
+  if (tree.processes[0]?.pid !== tree.root) throw new RestoreError(`tree.json does not start with its root ${tree.root}`);
+  return { reader, root: tree.root, tree, files, processes };
+}
+
+function checkFilesHere(mm: MmImageRecord): void {
   for (const v of mm.vmas) {
     if (v.kind !== 'file') continue;
     const f = v.file!;
@@ -65,20 +86,13 @@ export async function loadImage(dir: string): Promise<LoadedImage> {
     try {
       st = fs.statSync(f.path, { bigint: true });
     } catch {
-      throw new RestoreError(`file ${f.path}, mapped at ${v.start}, is missing`);
+      throw new RestoreError(`file ${f.path}, mapped at ${v.start} by ${mm.pid}, is missing`);
     }
     if (Number(st.size) !== f.size || st.mtimeNs.toString() !== f.mtime_ns) {
-      throw new RestoreError(`file ${f.path}, mapped at ${v.start}, changed since the dump (size or mtime differ)`);
+      throw new RestoreError(`file ${f.path}, mapped at ${v.start} by ${mm.pid}, changed since the dump (size or mtime differ)`);
     }
   }
-  if (!fs.existsSync(mm.exe)) throw new RestoreError(`executable ${mm.exe} is missing`);
-  const leaderRecord = core.threads.find((t) => t.tid === pid);
-  if (!leaderRecord) throw new RestoreError(`image of ${pid} has no thread ${pid} (its leader)`);
-  for (const t of core.threads) {
-    const holder = t.tid === pid ? null : pidHolder(t.tid);
-    if (holder) throw new RestoreError(`thread ${t.tid}: ${holder}`);
-  }
-  return { reader, pid, core, mm, fds };
+  if (!fs.existsSync(mm.exe)) throw new RestoreError(`executable ${mm.exe} of ${mm.pid} is missing`);
 }
 
 /** Why a PID cannot be had, or null when it is free. */
@@ -94,6 +108,7 @@ export function pidHolder(pid: number): string | null {
 }
 
 const CLONE_PARENT = 0x8000;
+const SIGCHLD = 17;
 const CLONE_ARGS_SIZE = 88;
 const PROT_RW = 3;
 const PROT_RX = 5;
@@ -113,10 +128,26 @@ function freeRange(len: bigint, taken: Array<{ start: bigint; end: bigint }>): b
   return at;
 }
 
-/** Creates the process with its PID as a child of ckpt; returns it stopped and traced. */
-function createProcess(pid: number): void {
+/** clone3 with set_tid run by `parent`: the new process (stopped, traced) gets PID `pid`. */
+function cloneWithPid(parent: RemoteThread, scratch: RemoteScratch, pid: number, flags: number): void {
+  const setTid = Buffer.alloc(8);
+  setTid.writeInt32LE(pid, 0);
+  const tidAddr = scratch.put(setTid, CLONE_ARGS_SIZE);
+  const args = Buffer.alloc(CLONE_ARGS_SIZE);
+  args.writeBigUInt64LE(BigInt(flags), 0);
+  // With CLONE_PARENT the child gets the caller's exit signal; clone3 wants 0 then.
+  args.writeBigUInt64LE(BigInt(flags & CLONE_PARENT ? 0 : SIGCHLD), 32);
+  args.writeBigUInt64LE(tidAddr, 64);
+  args.writeBigUInt64LE(1n, 72);
+  const r = parent.tryCall('clone3', scratch.put(args, 0), CLONE_ARGS_SIZE);
+  if (r < 0n) throw new RestoreError(pidHolder(pid) ?? `cannot create process ${pid}: clone3 failed with errno ${-r}`);
+  const child = pt.wait(pid)!;
+  if (!(child.stopped && child.event === pt.PTRACE_EVENT.STOP)) throw new RestoreError(`new process ${pid}: ${describe(child)}`);
+}
+
+/** Creates the root with its PID as a child of ckpt, from a stub; returns it stopped and traced. */
+function createRoot(pid: number): void {
   const stub = spawnStub();
-  let stubRemote: RemoteThread | undefined;
   try {
     pt.seize(stub, pt.PTRACE_O.TRACESYSGOOD | pt.PTRACE_O.TRACECLONE | pt.PTRACE_O.TRACEFORK | pt.PTRACE_O.EXITKILL);
     pt.interrupt(stub);
@@ -127,24 +158,8 @@ function createProcess(pid: number): void {
       const vdso = readMaps(stub).find((m) => m.path === '[vdso]');
       const gadget = vdso && findSyscallInsn(mem, vdso.start, vdso.end);
       if (gadget === undefined) throw new RestoreError('this kernel maps no vDSO with a syscall instruction');
-      stubRemote = new RemoteThread(stub, gadget);
-      const scratch = RemoteScratch.map(stubRemote, mem);
-      const setTid = Buffer.alloc(8);
-      setTid.writeInt32LE(pid, 0);
-      const tidAddr = scratch.put(setTid, CLONE_ARGS_SIZE);
-      const args = Buffer.alloc(CLONE_ARGS_SIZE);
-      args.writeBigUInt64LE(BigInt(CLONE_PARENT), 0);
-      args.writeBigUInt64LE(tidAddr, 64);
-      args.writeBigUInt64LE(1n, 72);
-      const r = stubRemote.tryCall('clone3', scratch.put(args, 0), CLONE_ARGS_SIZE);
-      if (r < 0n) {
-        const holder = pidHolder(pid);
-        throw new RestoreError(holder ?? `cannot create process ${pid}: clone3 failed with errno ${-r}`);
-      }
-      const child = pt.wait(pid)!;
-      if (!(child.stopped && child.event === pt.PTRACE_EVENT.STOP)) {
-        throw new RestoreError(`new process ${pid}: ${describe(child)}`);
-      }
+      const remote = new RemoteThread(stub, gadget);
+      cloneWithPid(remote, RemoteScratch.map(remote, mem), pid, CLONE_PARENT);
     } finally {
       mem.close();
     }
@@ -154,92 +169,195 @@ function createProcess(pid: number): void {
   }
 }
 
+/** A process of the tree while ckpt builds it. */
+interface Building {
+  pid: number;
+  image?: ProcessImage;
+  zombie?: { exit_code: number };
+  remote: RemoteThread;
+  mem: ProcMem;
+  scratch: RemoteScratch;
+  threads: Array<{ rec: ThreadRecord; remote: RemoteThread }>;
+}
+
+
 export async function restoreProcess(opts: RestoreOptions): Promise<{ pid: number }> {
   const warn = opts.warn ?? (() => {});
   const img = await loadImage(opts.dir);
-  const { pid, core, mm } = img;
-  const holder = pidHolder(pid);
-  if (holder) throw new RestoreError(holder);
+  const root = img.root;
+  for (const p of img.tree.processes) {
+    const holder = pidHolder(p.pid);
+    if (holder) throw new RestoreError(holder);
+  }
+  for (const p of img.processes) {
+    for (const t of p.core.threads) {
+      const holder = t.tid === p.pid ? null : pidHolder(t.tid);
+      if (holder) throw new RestoreError(`thread ${t.tid} of ${p.pid}: ${holder}`);
+    }
+  }
   opts.signal?.throwIfAborted();
 
-  createProcess(pid);
-  const mem = new ProcMem(pid, true);
+  // One trampoline address free in every process's image: children inherit it from parents.
+  const imageRanges = img.processes.flatMap((p) => p.mm.vmas.map((v) => ({ start: parseHex(v.start), end: parseHex(v.end) })));
+  const built: Building[] = [];
+  const opener = new FileOpener(img.files.files, (name) => img.reader.blob(name));
   try {
-    const initialMaps = readMaps(pid);
-    const vdso = initialMaps.find((m) => m.path === '[vdso]');
-    const vdsoGadget = vdso && findSyscallInsn(mem, vdso.start, vdso.end);
-    if (vdsoGadget === undefined) throw new RestoreError('this kernel maps no vDSO with a syscall instruction');
-    const remote = new RemoteThread(pid, vdsoGadget);
-    const rseq = pt.getRseqConfiguration(pid);
-    if (rseq.ptr !== 0n) remote.call('rseq', rseq.ptr, rseq.size, RSEQ_FLAG_UNREGISTER, rseq.sig);
-    remote.call('close_range', 0, 0xffffffff, 0);
+    // 1. The skeleton: every process with its PID, its parent, session and group.
+    for (const p of img.tree.processes) {
+      if (p.pid === root) createRoot(p.pid);
+      else {
+        const parent = built.find((b) => b.pid === p.ppid);
+        if (!parent) throw new RestoreError(`process ${p.pid}: its parent ${p.ppid} is not in the image`);
+        cloneWithPid(parent.remote, parent.scratch, p.pid, 0);
+      }
+      const b = takeOver(p.pid, imageRanges, built.length === 0);
+      b.image = img.processes.find((x) => x.pid === p.pid);
+      b.zombie = p.zombie;
+      built.push(b);
+      // A session leader starts its session before it has children, who then inherit it.
+      if (p.sid === p.pid) b.remote.call('setsid');
+    }
+    for (const p of [...img.tree.processes].sort((a, b) => Number(b.pgid === b.pid) - Number(a.pgid === a.pid))) {
+      const b = built.find((x) => x.pid === p.pid)!;
+      const sid = Number(b.remote.call('getsid', 0));
+      if (sid !== p.sid && p.pid === root) {
+        warn(`process ${p.pid} was in session ${p.sid}; restored in ckpt's session ${sid}`);
+        continue;
+      }
+      if (sid !== p.sid) throw new RestoreError(`process ${p.pid}: cannot restore its session ${p.sid}`);
+      if (Number(b.remote.call('getpgid', 0)) !== p.pgid) b.remote.call('setpgid', 0, p.pgid === p.pid ? 0 : p.pgid);
+    }
 
-    // Trampoline: a code page with a syscall instruction and a scratch page, where the image
-    // has nothing.
-    const imageRanges = mm.vmas.map((v) => ({ start: parseHex(v.start), end: parseHex(v.end) }));
-    const taken = () => [...imageRanges, ...readMaps(pid)];
-    const trampoline = freeRange(2n * PAGE, taken());
+    // 2. Each live process reshaped into its image.
+    const sharedMemory = new Map<string, string>();
+    for (const b of built) if (b.image) await reshape(b, b.image, img.reader, opener, sharedMemory, warn, opts);
+    opener.removeTemporaries();
+
+    // 3. Let go: every thread gets its registers back; zombies exit with their status.
+    for (const b of built) {
+      if (b.zombie) {
+        exitAsZombie(b, b.zombie.exit_code);
+        continue;
+      }
+      // Last syscall: the trampoline goes; every thread stays stopped at a syscall's exit
+      // until it gets its own registers back (none points into the trampoline any more).
+      b.remote.call('munmap', b.remote.gadget, 2n * PAGE);
+      for (const t of b.threads) {
+        setFinalRegisters(t.rec.tid, t.rec, await img.reader.blob(t.rec.xstate));
+        pt.setSigmask(t.rec.tid, parseHex(t.rec.blocked));
+      }
+    }
+    for (const b of [...built].reverse()) {
+      for (const t of b.threads) pt.detach(t.rec.tid);
+      b.mem.close();
+    }
+    return { pid: root };
+  } catch (e) {
+    // Nothing half-built survives a failed restore.
+    for (const b of [...built].reverse()) {
+      try { process.kill(b.pid, 'SIGKILL'); } catch { /* gone */ }
+    }
+    for (const b of [...built].reverse()) {
+      for (const t of b.threads) if (t.rec.tid !== b.pid) pt.tryWait(t.rec.tid);
+      pt.tryWait(b.pid);
+      b.mem.close();
+    }
+    if (e instanceof RestoreError) throw e;
+    throw new RestoreError(`restore of ${root} failed: ${(e as Error).message}`, { cause: e });
+  } finally {
+    opener.close();
+  }
+}
+
+/**
+ * Makes a freshly created (stopped, traced) process ckpt's to drive: no rseq, no descriptors,
+ * and the trampoline (code page + scratch page) at the address free in every image. A child
+ * inherits its parent's trampoline; the root maps it.
+ */
+function takeOver(pid: number, imageRanges: Array<{ start: bigint; end: bigint }>, isRoot: boolean): Building {
+  const mem = new ProcMem(pid, true);
+  const maps = readMaps(pid);
+  const vdso = maps.find((m) => m.path === '[vdso]');
+  const vdsoGadget = vdso && findSyscallInsn(mem, vdso.start, vdso.end);
+  if (vdsoGadget === undefined) throw new RestoreError('this kernel maps no vDSO with a syscall instruction');
+  const remote = new RemoteThread(pid, vdsoGadget);
+  const rseq = pt.getRseqConfiguration(pid);
+  if (rseq.ptr !== 0n) remote.call('rseq', rseq.ptr, rseq.size, RSEQ_FLAG_UNREGISTER, rseq.sig);
+  remote.call('close_range', 0, 0xffffffff, 0);
+  let trampoline = trampolineAddress;
+  if (isRoot) {
+    trampoline = freeRange(2n * PAGE, [...imageRanges, ...maps]);
     remote.call('mmap', trampoline, 2n * PAGE, PROT_RW, MAP_PRIVATE_ANON_FIXED_NOREPLACE, -1, 0);
     mem.write(trampoline, arch.trampolineCode);
     remote.call('mprotect', trampoline, PAGE, PROT_RX);
-    remote.gadget = trampoline;
-    const scratch = RemoteScratch.at(remote, mem, trampoline + PAGE, arch.pageSize);
-    const put = (data: Buffer) => scratch.put(data);
-
-    // Everything the stub had goes, except the trampoline and the kernel's vDSO trio.
-    const keep = (m: MapEntry) => (m.start >= trampoline && m.end <= trampoline + 2n * PAGE) || m.path === '[vsyscall]'
-      || vdsoParts(initialMaps).some((p) => p.start === m.start);
-    for (const m of readMaps(pid)) if (!keep(m)) remote.call('munmap', m.start, m.end - m.start);
-    if (mm.vdso) {
-      const why = vdsoMismatch(mm.vdso, readMaps(pid), mem);
-      if (why) throw new RestoreError(`cannot restore on this kernel: ${why}`);
-      moveVdso(remote, mm.vdso, readMaps(pid), (len) => freeRange(len, taken()));
-    }
-
-    const pages = await img.reader.pages(pid);
-    const writableFirst = onceWritable(mm.vmas, pages.entries);
-    mapVmas(remote, mm.vmas, put, writableFirst);
-    await restorePages(remote, mm.vmas, pages, writableFirst, opts.progress ?? (() => {}));
-    finalProtections(remote, mm.vmas, writableFirst);
-    opts.signal?.throwIfAborted();
-
-    const exeFd = Number(remote.call('openat', AT_FDCWD, put(Buffer.from(`${mm.exe}\0`)), O_RDONLY_CLOEXEC, 0));
-    setMm(remote, scratch, mm, exeFd);
-    remote.call('close', exeFd);
-
-    await restoreFds({ remote, scratch, blob: (name) => img.reader.blob(name) }, img.fds.fds);
-    restoreFs(remote, scratch, core.fs);
-    restoreSigactions(remote, scratch, core.signals);
-    restoreTimers(remote, scratch, core.timers);
-    restoreLimits(pid, remote, scratch, core.rlimits, warn);
-    restoreProcessAttributes(remote, scratch, core.process);
-    // Threads share the mm, files and signal handlers set up so far; each gets its own state.
-    const threads = core.threads.map((rec) => ({
-      rec, remote: rec.tid === pid ? remote : createThread(remote, scratch, rec.tid),
-    }));
-    for (const t of threads) restoreThreadState(t.remote, scratch, t.rec);
-    queueSharedSignals(remote, scratch, pid, core.signals);
-    for (const t of threads) queueThreadSignals(remote, scratch, pid, t.rec);
-    for (const t of threads) restoreCreds(pid, t.remote, scratch, core.creds);
-
-    // Last syscall: the trampoline goes; every thread stays stopped at a syscall's exit until
-    // it gets its own registers back (none of them points into the trampoline any more).
-    remote.call('munmap', trampoline, 2n * PAGE);
-    for (const t of threads) {
-      setFinalRegisters(t.rec.tid, t.rec, await img.reader.blob(t.rec.xstate));
-      pt.setSigmask(t.rec.tid, parseHex(t.rec.blocked));
-    }
-    for (const t of threads) pt.detach(t.rec.tid);
-    return { pid };
-  } catch (e) {
-    // Nothing half-built survives a failed restore.
-    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-    pt.tryWait(pid);
-    if (e instanceof RestoreError) throw e;
-    throw new RestoreError(`restore of ${pid} failed: ${(e as Error).message}`, { cause: e });
-  } finally {
-    mem.close();
+    trampolineAddress = trampoline;
   }
+  remote.gadget = trampoline;
+  const scratch = RemoteScratch.at(remote, mem, trampoline + PAGE, arch.pageSize);
+  return { pid, remote, mem, scratch, threads: [] };
+}
+
+let trampolineAddress = 0n;
+
+async function reshape(b: Building, p: ProcessImage, reader: ImageReader, opener: FileOpener, sharedMemory: Map<string, string>,
+  warn: (m: string) => void, opts: RestoreOptions): Promise<void> {
+  const { remote, mem, scratch, pid } = b;
+  const { core, mm } = p;
+  const trampoline = remote.gadget;
+  const put = (data: Buffer) => scratch.put(data);
+
+  // Everything the process had goes, except the trampoline and the kernel's vDSO trio.
+  const maps = readMaps(pid);
+  const vdsoNow = vdsoParts(maps);
+  const keep = (m: MapEntry) => (m.start >= trampoline && m.end <= trampoline + 2n * PAGE) || m.path === '[vsyscall]'
+    || vdsoNow.some((v) => v.start === m.start);
+  for (const m of maps) if (!keep(m)) remote.call('munmap', m.start, m.end - m.start);
+  if (mm.vdso) {
+    const why = vdsoMismatch(mm.vdso, readMaps(pid), mem);
+    if (why) throw new RestoreError(`cannot restore on this kernel: ${why}`);
+    const taken = [...mm.vmas.map((v) => ({ start: parseHex(v.start), end: parseHex(v.end) })), ...readMaps(pid)];
+    moveVdso(remote, mm.vdso, readMaps(pid), (len) => freeRange(len, taken));
+  }
+
+  const pages = await reader.pages(pid);
+  const writableFirst = onceWritable(mm.vmas, pages.entries);
+  mapVmas(remote, mm.vmas, put, writableFirst, sharedMemory);
+  await restorePages(remote, mm.vmas, pages, writableFirst, opts.progress ?? (() => {}));
+  finalProtections(remote, mm.vmas, writableFirst);
+  opts.signal?.throwIfAborted();
+
+  const exeFd = Number(remote.call('openat', AT_FDCWD, put(Buffer.from(`${mm.exe}\0`)), O_RDONLY_CLOEXEC, 0));
+  setMm(remote, scratch, mm, exeFd);
+  remote.call('close', exeFd);
+
+  await installFds(remote, opener, p.fds.fds);
+  restoreFs(remote, scratch, core.fs);
+  restoreSigactions(remote, scratch, core.signals);
+  restoreTimers(remote, scratch, core.timers);
+  restoreLimits(pid, remote, scratch, core.rlimits, warn);
+  restoreProcessAttributes(remote, scratch, core.process);
+
+  // Threads share the mm, files and signal handlers set up so far; each gets its own state.
+  b.threads = core.threads.map((rec) => ({
+    rec, remote: rec.tid === pid ? remote : createThread(remote, scratch, rec.tid),
+  }));
+  for (const t of b.threads) restoreThreadState(t.remote, scratch, t.rec);
+  queueSharedSignals(remote, scratch, pid, core.signals);
+  for (const t of b.threads) queueThreadSignals(remote, scratch, pid, t.rec);
+  for (const t of b.threads) restoreCreds(pid, t.remote, scratch, core.creds);
+}
+
+/** A zombie of the image: the process exits with its saved status as soon as it is let go. */
+function exitAsZombie(b: Building, exitCode: number): void {
+  const regs = { ...b.remote.savedRegs };
+  regs[arch.result] = BigInt(arch.nr.exit_group);
+  regs[arch.args[0]] = BigInt((exitCode >> 8) & 0xff);
+  regs[arch.syscallNr] = (1n << 64n) - 1n;
+  regs[arch.pc] = b.remote.gadget;
+  pt.setRegs(b.pid, regs);
+  b.threads = [];
+  pt.setSigmask(b.pid, 0n);
+  pt.detach(b.pid);
 }
 
 /**

@@ -1,20 +1,22 @@
 // `ckpt show`: an image as readable text or as JSON (CRIU's crit). Reads every record through
 // the image module, so a damaged image is refused here as anywhere else.
 import { ImageReader, type Manifest, parseHex } from '../image/index.js';
-import type { CoreRecord, FdsImageRecord, MmImageRecord } from './dump.js';
-import type { FdRecord } from './files/index.js';
+import type { CoreRecord, FdsImageRecord, FilesImageRecord, MmImageRecord, TreeRecord } from './dump.js';
+import type { FdEntry, FileRecord } from './files/index.js';
 
 const PAGE = 4096n;
 
 export interface ImageSummary {
   dir: string;
   manifest: Manifest;
+  tree: TreeRecord;
+  files: FileRecord[];
   processes: Array<{
     pid: number;
     core: CoreRecord;
     vmas: Array<MmImageRecord['vmas'][number] & { size: number; pages_saved: number }>;
     mm: Omit<MmImageRecord, 'vmas' | '$format' | 'pid'>;
-    fds: FdRecord[];
+    fds: Array<FdEntry & { open: FileRecord }>;
     pages: { runs: number; saved: number; bytes: number };
   }>;
 }
@@ -22,12 +24,14 @@ export interface ImageSummary {
 export async function summarizeImage(dir: string): Promise<ImageSummary> {
   const reader = await ImageReader.open(dir);
   await reader.verify();
-  const pids = reader.list('core');
+  const tree = await reader.record<TreeRecord>('tree');
+  const files = (await reader.record<FilesImageRecord>('files')).files;
+  const pids = tree.processes.filter((p) => !p.zombie).map((p) => p.pid);
   const processes: ImageSummary['processes'] = [];
   for (const pid of pids) {
     const core = await reader.record<CoreRecord>('core', pid);
     const { vmas, $format: _f, pid: _p, ...mm } = await reader.record<MmImageRecord>('mm', pid);
-    const fds = (await reader.record<FdsImageRecord>('fds', pid)).fds;
+    const fds = (await reader.record<FdsImageRecord>('fds', pid)).fds.map((f) => ({ ...f, open: files.find((x) => x.id === f.file)! }));
     const pages = await reader.pages(pid);
     const data = pages.entries.filter((e) => e.kind === 'data');
     const savedIn = (start: bigint, end: bigint) => data.reduce((n, e) => {
@@ -50,17 +54,16 @@ export async function summarizeImage(dir: string): Promise<ImageSummary> {
       },
     });
   }
-  return { dir, manifest: reader.manifest, processes };
+  return { dir, manifest: reader.manifest, tree, files, processes };
 }
 
 const kib = (n: number) => (n >= 1 << 20 ? `${(n / 1048576).toFixed(1)} MiB` : `${(n / 1024).toFixed(0)} KiB`);
 
-function describeFd(f: FdRecord): string {
-  const flags = f.cloexec ? ' cloexec' : '';
+function describeFile(f: FileRecord): string {
   switch (f.kind) {
-    case 'regular': return `${f.type} ${f.path}${f.deleted ? ' (deleted, saved)' : ''} pos ${f.pos} flags 0${f.flags.toString(8)}${flags}`;
-    case 'device': return `device ${f.path} (${f.rdev}) flags 0${f.flags.toString(8)}${flags}`;
-    case 'dup': return `dup of fd ${f.of}${flags}`;
+    case 'regular': return `${f.type} ${f.path}${f.deleted ? ' (deleted, saved)' : ''} pos ${f.pos} flags 0${f.flags.toString(8)}`;
+    case 'device': return `device ${f.path} (${f.rdev}) flags 0${f.flags.toString(8)}`;
+    case 'pipe': return `pipe ${f.pipe} ${f.end} end${f.state?.data ? ' (data saved)' : ''}`;
   }
 }
 
@@ -70,6 +73,7 @@ export function formatImage(s: ImageSummary): string {
     `image ${s.dir}`,
     `  format ${m.format}, ${m.arch}, kernel ${m.kernel}, page size ${m.page_size}, by ${m.tool}, ${m.created}`,
     `  root pid ${m.root_pid}${m.parent ? `, parent image ${m.parent}` : ''}, ${Object.keys(m.files).length} files`,
+    `  tree: ${s.tree.processes.map((p) => `${p.pid}${p.zombie ? ' (zombie)' : ''} ppid ${p.ppid} pgid ${p.pgid} sid ${p.sid}`).join('; ')}`,
   ];
   for (const p of s.processes) {
     const { process: pr, creds, fs, signals, timers, threads } = p.core;
@@ -82,7 +86,7 @@ export function formatImage(s: ImageSummary): string {
       out.push(`    ${v.start}-${v.end} ${v.perms} ${kib(v.size).padStart(10)} ${String(v.pages_saved).padStart(7)} saved  ${v.kind.padEnd(6)} ${what}`);
     }
     out.push(`  files: ${p.fds.length}`);
-    for (const f of p.fds) out.push(`    ${String(f.fd).padStart(4)}  ${describeFd(f)}`);
+    for (const f of p.fds) out.push(`    ${String(f.fd).padStart(4)}  [${f.file}] ${describeFile(f.open)}${f.cloexec ? ' cloexec' : ''}`);
     out.push(`  signals: ${signals.actions.length} handlers set, ${signals.shared_pending.length} pending for the process`);
     for (const a of signals.actions) out.push(`    sig ${String(a.sig).padStart(2)} handler ${a.handler} flags ${a.flags} mask ${a.mask}`);
     for (const t of timers.itimers) out.push(`  itimer ${t.which}: interval ${t.interval[0]}s ${t.interval[1]}µs, next in ${t.value[0]}s ${t.value[1]}µs`);

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import type { StepDefinition } from '../runner/types.js';
 import { dumpProcess } from '../state/dump.js';
-import { FrozenProcess, type FreezeMethod } from '../state/freeze.js';
+import { FrozenTree, type FreezeMethod } from '../state/freeze.js';
 
 export interface DumpParams { pid: number; dir: string; 'leave-running'?: boolean; method?: FreezeMethod }
 
@@ -20,7 +20,7 @@ const dump: StepDefinition<DumpParams> = {
     required: ['pid', 'dir'],
     additionalProperties: false,
   },
-  outputs: ['pid', 'dir', 'bytes', 'pages', 'threads', 'fds'],
+  outputs: ['pid', 'dir', 'bytes', 'pages', 'processes', 'threads', 'fds'],
   title: (p) => `pid ${p.pid} → ${p.dir}`,
 
   async run(ctx, params) {
@@ -30,7 +30,7 @@ const dump: StepDefinition<DumpParams> = {
       dir,
       leaveRunning: params['leave-running'] ?? false,
       method: params.method,
-      frozen: FrozenProcess.take(params.pid),
+      frozen: FrozenTree.take(params.pid),
       signal: ctx.signal,
       progress: (done, total) => ctx.progress(done, total, 'bytes'),
     });

@@ -1,12 +1,12 @@
 // freeze: stop every thread of a process and hold it for the steps that follow (dump takes it).
 import type { StepDefinition } from '../runner/types.js';
-import { FrozenProcess, type FreezeMethod } from '../state/freeze.js';
+import { FrozenTree, type FreezeMethod } from '../state/freeze.js';
 
 export interface FreezeParams { pid: number; method?: FreezeMethod }
 
 const freeze: StepDefinition<FreezeParams> = {
   kind: 'freeze',
-  summary: 'Freeze a running process (all its threads) until a later step dumps it; thawed if the pipeline fails.',
+  summary: 'Freeze a running process tree (every thread of every process) until a later step dumps it; thawed if the pipeline fails.',
   schema: {
     type: 'object',
     properties: {
@@ -16,15 +16,15 @@ const freeze: StepDefinition<FreezeParams> = {
     required: ['pid'],
     additionalProperties: false,
   },
-  outputs: ['pid', 'threads'],
+  outputs: ['pid', 'processes', 'threads'],
   title: (p) => `pid ${p.pid}`,
 
   async run(ctx, params) {
-    const frozen = FrozenProcess.freeze(params.pid, params.method ?? 'ptrace');
+    const frozen = FrozenTree.freeze(params.pid, params.method ?? 'ptrace');
     frozen.hold();
     ctx.addRollback(`thaw ${params.pid}`, () => frozen.thaw());
-    ctx.log(`froze ${params.pid} (${frozen.threads.length} thread${frozen.threads.length === 1 ? '' : 's'}, ${frozen.method})`);
-    return { pid: params.pid, threads: frozen.threads.length };
+    ctx.log(`froze ${params.pid}: ${frozen.processes.size} process(es), ${frozen.threadCount} thread(s), ${frozen.method}`);
+    return { pid: params.pid, processes: frozen.processes.size, threads: frozen.threadCount };
   },
 };
 

@@ -1,13 +1,12 @@
 // Character devices that hold no per-open state worth saving (/dev/null, /dev/zero,
 // /dev/urandom, ...), opened by path. Terminals are not of this kind: they have their own module.
-import type { FdKind, FdRecordBase } from './types.js';
+import fs from 'node:fs';
+import { O_CLOEXEC, type FileKind, type FileRecordBase } from './types.js';
 
-const AT_FDCWD = -100;
-const O_CLOEXEC = 0o2000000;
 /** Major numbers of terminals (tty, pty masters and slaves), whose state is more than a path. */
 const TTY_MAJORS = new Set([4, 5, 136, 137, 138, 139, 140, 141, 142, 143, 128, 129, 130, 131, 132, 133, 134, 135]);
 
-export interface DeviceFdRecord extends FdRecordBase {
+export interface DeviceFileRecord extends FileRecordBase {
   kind: 'device';
   path: string;
   flags: number;
@@ -17,7 +16,7 @@ export interface DeviceFdRecord extends FdRecordBase {
 const major = (rdev: bigint) => Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
 const minor = (rdev: bigint) => Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
 
-export const devices: FdKind<DeviceFdRecord> = {
+export const devices: FileKind<DeviceFileRecord> = {
   kind: 'device',
 
   matches: ({ stat }) => stat.isCharacterDevice() && !TTY_MAJORS.has(major(stat.rdev)),
@@ -26,7 +25,7 @@ export const devices: FdKind<DeviceFdRecord> = {
     return { path: link, flags: fdinfo.flags & ~O_CLOEXEC, rdev: `${major(stat.rdev)}:${minor(stat.rdev)}` };
   },
 
-  async open(ctx, rec) {
-    return Number(ctx.remote.call('openat', AT_FDCWD, ctx.scratch.put(Buffer.from(`${rec.path}\0`)), rec.flags, 0));
+  async open(_ctx, rec) {
+    return fs.openSync(rec.path, rec.flags | O_CLOEXEC);
   },
 };

@@ -1,27 +1,27 @@
-// The file descriptor table: one dispatcher over every kind of descriptor ckpt knows. A
-// descriptor no module claims stops the dump with its number, kind and process.
+// Open files: one dispatcher over every kind ckpt knows. A descriptor no module claims stops
+// the dump with its number, kind and process.
+//
+// Dump: every descriptor of every process is matched against the open file descriptions met so
+// far (same inode, and kcmp says same file): shared ones are recorded once. Restore: ckpt opens
+// each description in its own process, and each restored process takes its descriptors from
+// ckpt with pidfd_getfd, then moves them to their numbers.
 import fs from 'node:fs';
+import { closeFd } from '../../sys/files.js';
 import { trySyscall } from '../../sys/libc.js';
 import { listFds, readFdinfo, readFdLink } from '../../sys/proc.js';
-import { devices, type DeviceFdRecord } from './device.js';
-import { regularFiles, type RegularFdRecord } from './regular.js';
-import type { FdDumpContext, FdKind, FdRecordBase, FdRestoreContext } from './types.js';
+import type { RemoteThread } from '../../sys/remote.js';
+import { devices, type DeviceFileRecord } from './device.js';
+import { pipes, type PipeFileRecord } from './pipe.js';
+import { regularFiles, type RegularFileRecord } from './regular.js';
+import { O_CLOEXEC, type FdEntry, type FileDumpContext, type FileKind, type FileRestoreContext } from './types.js';
 
-/** A descriptor sharing its open file description with a lower-numbered one of the process. */
-export interface DupFdRecord extends FdRecordBase { kind: 'dup'; of: number }
+export type { FdEntry } from './types.js';
+export type FileRecord = RegularFileRecord | DeviceFileRecord | PipeFileRecord;
 
-export type FdRecord = RegularFdRecord | DeviceFdRecord | DupFdRecord;
+const KINDS: FileKind<any>[] = [regularFiles, devices, pipes];
 
 const NR_KCMP = 312;
 const KCMP_FILE = 0;
-
-function sameOpenFile(pid: number, fd1: number, fd2: number): boolean {
-  return trySyscall(NR_KCMP, pid, pid, KCMP_FILE, fd1, fd2) === 0;
-}
-
-const KINDS: FdKind<any>[] = [regularFiles, devices];
-
-const O_CLOEXEC = 0o2000000;
 
 export class UnsupportedFdError extends Error {
   constructor(readonly pid: number, readonly fd: number, readonly what: string) {
@@ -32,62 +32,113 @@ export class UnsupportedFdError extends Error {
 
 /** What a descriptor is, in words, for errors: 'pipe', 'socket', 'eventfd', 'tty', ... */
 export function describeFd(link: string, stat: fs.BigIntStats): string {
-  const m = /^(\w+):\[(\w*)\]/.exec(link) ?? /^anon_inode:\[?([\w-]+)\]?/.exec(link);
-  if (link.startsWith('anon_inode:')) return m ? m[1] : link;
-  if (m) return m[1];
+  const anon = /^anon_inode:\[?([\w-]+)\]?/.exec(link);
+  if (anon) return anon[1];
+  const typed = /^(\w+):\[(\w*)\]/.exec(link);
+  if (typed) return typed[1];
   if (stat.isCharacterDevice()) return `terminal ${link}`;
   if (stat.isFIFO()) return `fifo ${link}`;
   if (stat.isSocket()) return `socket ${link}`;
   return link;
 }
 
-export async function collectFds(pid: number, saveBlob: FdDumpContext['saveBlob']): Promise<FdRecord[]> {
-  const out: FdRecord[] = [];
-  const seen: { fd: number; stat: fs.BigIntStats }[] = [];
-  for (const fd of listFds(pid)) {
-    const link = readFdLink(pid, fd);
-    const stat = fs.statSync(`/proc/${pid}/fd/${fd}`, { bigint: true });
-    const fdinfo = readFdinfo(pid, fd);
-    // A descriptor made by dup() shares its open file description (offset, flags) with another.
-    const original = seen.find((s) => s.stat.ino === stat.ino && s.stat.dev === stat.dev && sameOpenFile(pid, s.fd, fd));
-    if (original) {
-      out.push({ fd, kind: 'dup', cloexec: (fdinfo.flags & O_CLOEXEC) !== 0, of: original.fd });
-      continue;
-    }
-    seen.push({ fd, stat });
-    const ctx: FdDumpContext = { pid, fd, link, stat, fdinfo, saveBlob };
-    const kind = KINDS.find((k) => k.matches(ctx));
-    if (!kind) throw new UnsupportedFdError(pid, fd, describeFd(link, stat));
-    out.push({ fd, kind: kind.kind, cloexec: (fdinfo.flags & O_CLOEXEC) !== 0, ...(await kind.collect(ctx)) } as FdRecord);
-  }
-  return out;
-}
+/** The open file descriptions of a tree being dumped, and which descriptor holds each. */
+export class FileTable {
+  readonly files: FileRecord[] = [];
+  private readonly holders: Array<{ pid: number; fd: number; dev: bigint; ino: bigint; id: number }> = [];
+  private readonly seen = new Map<string, unknown>();
 
-/**
- * Opens every descriptor of the image in the restored process at its number. The process must
- * have no descriptors yet. Temporary files made on the way are removed before returning.
- */
-export async function restoreFds(ctx: Omit<FdRestoreContext, 'addTemporary'>, fds: FdRecord[]): Promise<void> {
-  const temporaries: string[] = [];
-  const full: FdRestoreContext = { ...ctx, addTemporary: (p) => temporaries.push(p) };
-  try {
-    for (const rec of fds) {
-      if (rec.kind === 'dup') {
-        ctx.remote.call('dup3', rec.of, rec.fd, rec.cloexec ? O_CLOEXEC : 0);
+  constructor(private readonly saveBlob: FileDumpContext['saveBlob']) {}
+
+  /** Every descriptor of pid, each pointing at its (possibly shared) description. */
+  async collect(pid: number): Promise<FdEntry[]> {
+    const out: FdEntry[] = [];
+    for (const fd of listFds(pid)) {
+      const link = readFdLink(pid, fd);
+      const stat = fs.statSync(`/proc/${pid}/fd/${fd}`, { bigint: true });
+      const fdinfo = readFdinfo(pid, fd);
+      const cloexec = (fdinfo.flags & O_CLOEXEC) !== 0;
+      const same = this.holders.find((h) => h.ino === stat.ino && h.dev === stat.dev
+        && trySyscall(NR_KCMP, h.pid, pid, KCMP_FILE, h.fd, fd) === 0);
+      if (same) {
+        out.push({ fd, cloexec, file: same.id });
         continue;
       }
+      const ctx: FileDumpContext = { pid, fd, link, stat, fdinfo, saveBlob: this.saveBlob, seen: this.seen };
+      const kind = KINDS.find((k) => k.matches(ctx));
+      if (!kind) throw new UnsupportedFdError(pid, fd, describeFd(link, stat));
+      const id = this.files.length;
+      this.files.push({ id, kind: kind.kind, ...(await kind.collect(ctx)) } as FileRecord);
+      this.holders.push({ pid, fd, dev: stat.dev, ino: stat.ino, id });
+      out.push({ fd, cloexec, file: id });
+    }
+    return out;
+  }
+}
+
+/** The descriptions of an image opened in ckpt, on demand; close() when the restore is over. */
+export class FileOpener {
+  private readonly open = new Map<number, number>();
+  private readonly temporaries: string[] = [];
+  private readonly ctx: FileRestoreContext;
+
+  constructor(private readonly files: FileRecord[], blob: FileRestoreContext['blob']) {
+    this.ctx = { blob, addTemporary: (p) => this.temporaries.push(p), shared: new Map() };
+  }
+
+  async fdOf(id: number): Promise<number> {
+    let fd = this.open.get(id);
+    if (fd === undefined) {
+      const rec = this.files.find((f) => f.id === id);
+      if (!rec) throw new Error(`image has no open file ${id}`);
       const kind = KINDS.find((k) => k.kind === rec.kind);
-      if (!kind) throw new Error(`image has fd ${rec.fd} of unknown kind ${rec.kind}`);
-      const got = await kind.open(full, rec as FdRecordBase);
-      if (got !== rec.fd) {
-        ctx.remote.call('dup3', got, rec.fd, rec.cloexec ? O_CLOEXEC : 0);
+      if (!kind) throw new Error(`open file ${id} is of unknown kind ${rec.kind}`);
+      fd = await kind.open(this.ctx, rec);
+      this.open.set(id, fd);
+    }
+    return fd;
+  }
+
+  /** Temporary files go as soon as every process holds its descriptors. */
+  removeTemporaries(): void {
+    for (const p of this.temporaries.splice(0)) fs.rmSync(p, { force: true });
+  }
+
+  close(): void {
+    this.removeTemporaries();
+    for (const fd of this.open.values()) closeFd(fd);
+    for (const v of this.ctx.shared.values()) {
+      for (const fd of Object.values(v as Record<string, unknown>)) if (typeof fd === 'number') closeFd(fd);
+    }
+    this.open.clear();
+  }
+}
+
+const F_DUPFD_CLOEXEC = 1030;
+const F_SETFD = 2;
+
+/**
+ * Gives the restored process (which has no descriptors yet) its table: each descriptor is taken
+ * from ckpt with pidfd_getfd and moved to its number.
+ */
+export async function installFds(remote: RemoteThread, opener: FileOpener, fds: FdEntry[]): Promise<void> {
+  // The pidfd of ckpt sits above every number the table needs while it is in use.
+  const above = fds.reduce((m, f) => Math.max(m, f.fd), 2) + 1;
+  const first = Number(remote.call('pidfd_open', process.pid, 0));
+  const pidfd = Number(remote.call('fcntl', first, F_DUPFD_CLOEXEC, above));
+  remote.call('close', first);
+  try {
+    for (const e of fds) {
+      const got = Number(remote.call('pidfd_getfd', pidfd, await opener.fdOf(e.file), 0));
+      if (got !== e.fd) {
+        remote.call('dup3', got, e.fd, e.cloexec ? O_CLOEXEC : 0);
         // The lowest free number may be one a later descriptor needs: free it again.
-        ctx.remote.call('close', got);
-      } else if (rec.cloexec) {
-        ctx.remote.call('fcntl', got, 2 /* F_SETFD */, 1 /* FD_CLOEXEC */);
+        remote.call('close', got);
+      } else if (!e.cloexec) {
+        remote.call('fcntl', got, F_SETFD, 0); // pidfd_getfd copies arrive close-on-exec
       }
     }
   } finally {
-    for (const p of temporaries) fs.rmSync(p, { force: true });
+    remote.call('close', pidfd);
   }
 }

@@ -3,17 +3,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import type { FdKind, FdRecordBase } from './types.js';
+import { lseek } from '../../sys/files.js';
+import { O_CLOEXEC, OPEN_ONLY_FLAGS, type FileKind, type FileRecordBase } from './types.js';
 
-const AT_FDCWD = -100;
-const SEEK_SET = 0;
-/** Flags that only mean something at open time and are not kept in f_flags. */
-const O_CREAT = 0o100;
-const O_EXCL = 0o200;
-const O_TRUNC = 0o1000;
-const O_CLOEXEC = 0o2000000;
-
-export interface RegularFdRecord extends FdRecordBase {
+export interface RegularFileRecord extends FileRecordBase {
   kind: 'regular';
   path: string;
   flags: number;
@@ -25,14 +18,14 @@ export interface RegularFdRecord extends FdRecordBase {
 
 const DELETED = ' (deleted)';
 
-export const regularFiles: FdKind<RegularFdRecord> = {
+export const regularFiles: FileKind<RegularFileRecord> = {
   kind: 'regular',
 
   matches: ({ stat }) => stat.isFile() || stat.isDirectory(),
 
   async collect(ctx) {
     const deleted = ctx.link.endsWith(DELETED) && ctx.stat.nlink === 0n;
-    const rec: Omit<RegularFdRecord, 'fd' | 'kind' | 'cloexec'> = {
+    const rec: Omit<RegularFileRecord, 'id' | 'kind'> = {
       path: deleted ? ctx.link.slice(0, -DELETED.length) : ctx.link,
       flags: ctx.fdinfo.flags & ~O_CLOEXEC,
       pos: ctx.fdinfo.pos.toString(),
@@ -57,9 +50,8 @@ export const regularFiles: FdKind<RegularFdRecord> = {
       fs.chmodSync(openPath, rec.deleted.mode);
       ctx.addTemporary(openPath);
     }
-    const fd = Number(ctx.remote.call('openat', AT_FDCWD, ctx.scratch.put(Buffer.from(`${openPath}\0`)),
-      rec.flags & ~(O_CREAT | O_EXCL | O_TRUNC), 0));
-    if (rec.pos !== '0') ctx.remote.call('lseek', fd, BigInt(rec.pos), SEEK_SET);
+    const fd = fs.openSync(openPath, (rec.flags & ~OPEN_ONLY_FLAGS) | O_CLOEXEC);
+    if (rec.pos !== '0') lseek(fd, BigInt(rec.pos));
     return fd;
   },
 };

@@ -1,16 +1,26 @@
-// What every kind of file descriptor module provides: its dump and its restore, side by side.
+// What every kind of open file module provides: its dump and its restore, side by side.
+//
+// The image keeps open file descriptions (files.json, shared by the whole tree) apart from the
+// descriptor tables that point at them (fds-<pid>.json), so that a description shared by dup()
+// or inherited across fork() is restored once and shared again.
 import type fs from 'node:fs';
 import type { Fdinfo } from '../../sys/proc.js';
-import type { RemoteScratch, RemoteThread } from '../../sys/remote.js';
 
-export interface FdRecordBase {
-  fd: number;
+export interface FileRecordBase {
+  /** Number of the open file description within the image. */
+  id: number;
   kind: string;
-  /** FD_CLOEXEC on this descriptor (a property of the fd, not of the open file). */
-  cloexec: boolean;
 }
 
-export interface FdDumpContext {
+/** One slot of a process's descriptor table. */
+export interface FdEntry {
+  fd: number;
+  /** FD_CLOEXEC: a property of the descriptor, not of the open file. */
+  cloexec: boolean;
+  file: number;
+}
+
+export interface FileDumpContext {
   pid: number;
   fd: number;
   /** readlink of /proc/PID/fd/N. */
@@ -20,21 +30,30 @@ export interface FdDumpContext {
   fdinfo: Fdinfo;
   /** Stores data in the image (e.g. a deleted file's contents); returns the blob's name. */
   saveBlob(name: string, data: Buffer): Promise<string>;
+  /** Per-dump memory of a kind (e.g. pipes whose contents are saved already). */
+  seen: Map<string, unknown>;
 }
 
-export interface FdRestoreContext {
-  remote: RemoteThread;
-  scratch: RemoteScratch;
+export interface FileRestoreContext {
   blob(name: string): Promise<Buffer>;
-  /** Registers a path ckpt created for the restore, removed once every fd is open. */
+  /** Registers a path ckpt created for the restore, removed once every descriptor is in place. */
   addTemporary(path: string): void;
+  /** Per-restore memory of a kind (e.g. the pipe both ends come from). */
+  shared: Map<string, unknown>;
 }
 
-export interface FdKind<R extends FdRecordBase = FdRecordBase> {
+export interface FileKind<R extends FileRecordBase = FileRecordBase> {
   kind: string;
-  /** Whether this module handles the descriptor. */
-  matches(ctx: FdDumpContext): boolean;
-  collect(ctx: FdDumpContext): Promise<Omit<R, 'fd' | 'kind' | 'cloexec'>>;
-  /** Opens the file in the restored process; returns the descriptor it got there. */
-  open(ctx: FdRestoreContext, rec: R): Promise<number>;
+  /** Whether this module handles the open file behind the descriptor. */
+  matches(ctx: FileDumpContext): boolean;
+  collect(ctx: FileDumpContext): Promise<Omit<R, 'id' | 'kind'>>;
+  /**
+   * Opens the description in ckpt itself; returns ckpt's descriptor. Restored processes take
+   * their copies from it (pidfd_getfd), so every process sharing it shares one description.
+   */
+  open(ctx: FileRestoreContext, rec: R): Promise<number>;
 }
+
+/** Flags that only mean something at open time and are not kept in f_flags. */
+export const OPEN_ONLY_FLAGS = 0o100 | 0o200 | 0o1000; // O_CREAT | O_EXCL | O_TRUNC
+export const O_CLOEXEC = 0o2000000;

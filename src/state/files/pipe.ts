@@ -1,0 +1,90 @@
+// Pipes: each end is its own open file description; the pipe (its capacity and the bytes queued
+// in it) is saved once, with the first end met. The bytes are copied out with tee(), which
+// leaves them queued: a dump that fails or leaves the process running takes nothing away.
+import fs from 'node:fs';
+import { closeFd, fcntl, F_GETPIPE_SZ, F_SETFL, F_SETPIPE_SZ, pipe, tee } from '../../sys/files.js';
+import { O_CLOEXEC, type FileKind, type FileRecordBase } from './types.js';
+
+const O_ACCMODE = 3;
+const O_WRONLY = 1;
+const O_NONBLOCK = 0o4000;
+
+export interface PipeFileRecord extends FileRecordBase {
+  kind: 'pipe';
+  /** The pipe's inode number: both ends name the same pipe. */
+  pipe: string;
+  end: 'read' | 'write';
+  flags: number;
+  /** Set on the first end of each pipe: capacity and queued bytes. */
+  state?: { size: number; data: string | null };
+}
+
+interface RestoredPipe { read: number; write: number }
+
+/** The bytes queued in the pipe behind /proc/PID/fd/N, without consuming them. */
+function queuedBytes(pid: number, fd: number, size: number): Buffer {
+  const reader = fs.openSync(`/proc/${pid}/fd/${fd}`, fs.constants.O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  const [r, w] = pipe();
+  try {
+    fcntl(w, F_SETPIPE_SZ, size);
+    const n = tee(reader, w, size);
+    const out = Buffer.alloc(n);
+    let got = 0;
+    while (got < n) got += fs.readSync(r, out, got, n - got, null);
+    return out;
+  } finally {
+    closeFd(r);
+    closeFd(w);
+    fs.closeSync(reader);
+  }
+}
+
+export const pipes: FileKind<PipeFileRecord> = {
+  kind: 'pipe',
+
+  matches: ({ stat, link }) => stat.isFIFO() && link.startsWith('pipe:'),
+
+  async collect(ctx) {
+    const ino = ctx.stat.ino.toString();
+    const rec: Omit<PipeFileRecord, 'id' | 'kind'> = {
+      pipe: ino,
+      end: (ctx.fdinfo.flags & O_ACCMODE) === O_WRONLY ? 'write' : 'read',
+      flags: ctx.fdinfo.flags & ~O_CLOEXEC,
+    };
+    const key = `pipe:${ino}`;
+    if (!ctx.seen.has(key)) {
+      ctx.seen.set(key, true);
+      const probe = fs.openSync(`/proc/${ctx.pid}/fd/${ctx.fd}`, fs.constants.O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+      let size: number;
+      try {
+        size = fcntl(probe, F_GETPIPE_SZ);
+      } finally {
+        fs.closeSync(probe);
+      }
+      const data = queuedBytes(ctx.pid, ctx.fd, size);
+      rec.state = { size, data: data.length ? await ctx.saveBlob(`pipe-${ino}.img`, data) : null };
+    }
+    return rec;
+  },
+
+  async open(ctx, rec) {
+    const key = `pipe:${rec.pipe}`;
+    let p = ctx.shared.get(key) as RestoredPipe | undefined;
+    if (!p) {
+      const [read, write] = pipe();
+      p = { read, write };
+      ctx.shared.set(key, p);
+    }
+    if (rec.state) {
+      fcntl(p.write, F_SETPIPE_SZ, rec.state.size);
+      if (rec.state.data) {
+        const data = await ctx.blob(rec.state.data);
+        let done = 0;
+        while (done < data.length) done += fs.writeSync(p.write, data, done, data.length - done);
+      }
+    }
+    const fd = rec.end === 'read' ? p.read : p.write;
+    fcntl(fd, F_SETFL, rec.flags & O_NONBLOCK);
+    return fd;
+  },
+};
