@@ -107,6 +107,19 @@ export function pidHolder(pid: number): string | null {
   }
 }
 
+/**
+ * Null once pid is free. A zombie whose parent is not ours to wait for (the tree ended by its
+ * dump, reparented to init) is given a few seconds to be reaped.
+ */
+async function pidFree(pid: number): Promise<string | null> {
+  const deadline = Date.now() + 3000;
+  for (;;) {
+    const holder = pidHolder(pid);
+    if (!holder || !holder.includes('zombie') || Date.now() > deadline) return holder;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 const CLONE_PARENT = 0x8000;
 const SIGCHLD = 17;
 const CLONE_ARGS_SIZE = 88;
@@ -186,7 +199,7 @@ export async function restoreProcess(opts: RestoreOptions): Promise<{ pid: numbe
   const img = await loadImage(opts.dir);
   const root = img.root;
   for (const p of img.tree.processes) {
-    const holder = pidHolder(p.pid);
+    const holder = await pidFree(p.pid);
     if (holder) throw new RestoreError(holder);
   }
   for (const p of img.processes) {
