@@ -38,7 +38,7 @@ export interface FilesImageRecord { $format: 1; files: FileRecord[] }
 export interface TreeRecord {
   $format: 1;
   root: number;
-  processes: Array<{ pid: number; ppid: number; pgid: number; sid: number; zombie?: { exit_code: number } }>;
+  processes: Array<{ pid: number; ppid: number; pgid: number; sid: number; zombie?: { exit_code: number; comm: string } }>;
 }
 
 export interface DumpOptions {
@@ -77,7 +77,7 @@ export async function dumpProcess(opts: DumpOptions): Promise<DumpResult> {
     for (const pid of [...frozen.processes.keys(), ...frozen.zombies].sort(parentsFirst(frozen))) {
       const st = readStat(pid);
       if (frozen.zombies.includes(pid)) {
-        tree.processes.push({ pid, ppid: st.ppid, pgid: st.pgrp, sid: st.session, zombie: { exit_code: st.exit_code } });
+        tree.processes.push({ pid, ppid: st.ppid, pgid: st.pgrp, sid: st.session, zombie: { exit_code: st.exit_code, comm: st.comm } });
         continue;
       }
       tree.processes.push({ pid, ppid: st.ppid, pgid: st.pgrp, sid: st.session });

@@ -186,7 +186,7 @@ function createRoot(pid: number): void {
 interface Building {
   pid: number;
   image?: ProcessImage;
-  zombie?: { exit_code: number };
+  zombie?: { exit_code: number; comm: string };
   remote: RemoteThread;
   mem: ProcMem;
   scratch: RemoteScratch;
@@ -249,7 +249,7 @@ export async function restoreProcess(opts: RestoreOptions): Promise<{ pid: numbe
     // 3. Let go: every thread gets its registers back; zombies exit with their status.
     for (const b of built) {
       if (b.zombie) {
-        exitAsZombie(b, b.zombie.exit_code);
+        exitAsZombie(b, b.zombie);
         continue;
       }
       // Last syscall: the trampoline goes; every thread stays stopped at a syscall's exit
@@ -360,11 +360,25 @@ async function reshape(b: Building, p: ProcessImage, reader: ImageReader, opener
   for (const t of b.threads) restoreCreds(pid, t.remote, scratch, core.creds);
 }
 
-/** A zombie of the image: the process exits with its saved status as soon as it is let go. */
-function exitAsZombie(b: Building, exitCode: number): void {
+/**
+ * A zombie of the image: the process takes the zombie's name and exits with its status as soon
+ * as it is let go (its parent, stopped until then, has not reaped it).
+ */
+function exitAsZombie(b: Building, zombie: { exit_code: number; comm: string }): void {
+  const PR_SET_NAME = 15;
+  const termSignal = zombie.exit_code & 0x7f;
+  b.remote.call('prctl', PR_SET_NAME, b.scratch.put(Buffer.from(`${zombie.comm}\0`)), 0, 0, 0);
   const regs = { ...b.remote.savedRegs };
-  regs[arch.result] = BigInt(arch.nr.exit_group);
-  regs[arch.args[0]] = BigInt((exitCode >> 8) & 0xff);
+  if (termSignal !== 0) {
+    // Killed by a signal: it dies by that signal again (default action, not blocked).
+    b.remote.call('rt_sigaction', termSignal, b.scratch.put(Buffer.alloc(32)), 0, 8);
+    regs[arch.result] = BigInt(arch.nr.kill);
+    regs[arch.args[0]] = BigInt(b.pid);
+    regs[arch.args[1]] = BigInt(termSignal);
+  } else {
+    regs[arch.result] = BigInt(arch.nr.exit_group);
+    regs[arch.args[0]] = BigInt((zombie.exit_code >> 8) & 0xff);
+  }
   regs[arch.syscallNr] = (1n << 64n) - 1n;
   regs[arch.pc] = b.remote.gadget;
   pt.setRegs(b.pid, regs);
