@@ -214,6 +214,8 @@ export async function restoreProcess(opts: RestoreOptions): Promise<{ pid: numbe
   const imageRanges = img.processes.flatMap((p) => p.mm.vmas.map((v) => ({ start: parseHex(v.start), end: parseHex(v.end) })));
   const built: Building[] = [];
   const opener = new FileOpener(img.files.files, (name) => img.reader.blob(name));
+  /** What the restore is doing, for the message when it fails. */
+  const stage = { now: 'creating the processes' };
   try {
     // 1. The skeleton: every process with its PID, its parent, session and group.
     for (const p of img.tree.processes) {
@@ -243,10 +245,11 @@ export async function restoreProcess(opts: RestoreOptions): Promise<{ pid: numbe
 
     // 2. Each live process reshaped into its image.
     const sharedMemory = new Map<string, string>();
-    for (const b of built) if (b.image) await reshape(b, b.image, img.reader, opener, sharedMemory, warn, opts);
+    for (const b of built) if (b.image) await reshape(b, b.image, img.reader, opener, sharedMemory, warn, opts, stage);
     opener.removeTemporaries();
 
     // 3. Let go: every thread gets its registers back; zombies exit with their status.
+    stage.now = 'letting the processes go';
     for (const b of built) {
       if (b.zombie) {
         exitAsZombie(b, b.zombie);
@@ -276,7 +279,7 @@ export async function restoreProcess(opts: RestoreOptions): Promise<{ pid: numbe
       b.mem.close();
     }
     if (e instanceof RestoreError) throw e;
-    throw new RestoreError(`restore of ${root} failed: ${(e as Error).message}`, { cause: e });
+    throw new RestoreError(`restore of ${root} failed while ${stage.now}: ${(e as Error).message}`, { cause: e });
   } finally {
     opener.close();
   }
@@ -313,13 +316,14 @@ function takeOver(pid: number, imageRanges: Array<{ start: bigint; end: bigint }
 let trampolineAddress = 0n;
 
 async function reshape(b: Building, p: ProcessImage, reader: ImageReader, opener: FileOpener, sharedMemory: Map<string, string>,
-  warn: (m: string) => void, opts: RestoreOptions): Promise<void> {
+  warn: (m: string) => void, opts: RestoreOptions, stage: { now: string }): Promise<void> {
   const { remote, mem, scratch, pid } = b;
   const { core, mm } = p;
   const trampoline = remote.gadget;
   const put = (data: Buffer) => scratch.put(data);
 
   // Everything the process had goes, except the trampoline and the kernel's vDSO trio.
+  stage.now = `restoring the memory of ${pid}`;
   const maps = readMaps(pid);
   const vdsoNow = vdsoParts(maps);
   const keep = (m: MapEntry) => (m.start >= trampoline && m.end <= trampoline + 2n * PAGE) || m.path === '[vsyscall]'
@@ -343,7 +347,9 @@ async function reshape(b: Building, p: ProcessImage, reader: ImageReader, opener
   setMm(remote, scratch, mm, exeFd);
   remote.call('close', exeFd);
 
+  stage.now = `restoring the files of ${pid}`;
   await installFds(remote, opener, p.fds.fds);
+  stage.now = `restoring the fs, signals, timers and limits of ${pid}`;
   restoreFs(remote, scratch, core.fs);
   restoreSigactions(remote, scratch, core.signals);
   restoreTimers(remote, scratch, core.timers);
@@ -351,6 +357,7 @@ async function reshape(b: Building, p: ProcessImage, reader: ImageReader, opener
   restoreProcessAttributes(remote, scratch, core.process);
 
   // Threads share the mm, files and signal handlers set up so far; each gets its own state.
+  stage.now = `restoring the threads and credentials of ${pid}`;
   b.threads = core.threads.map((rec) => ({
     rec, remote: rec.tid === pid ? remote : createThread(remote, scratch, rec.tid),
   }));
