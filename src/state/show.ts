@@ -64,6 +64,7 @@ function describeFile(f: FileRecord): string {
     case 'regular': return `${f.type} ${f.path}${f.deleted ? ' (deleted, saved)' : ''} pos ${f.pos} flags 0${f.flags.toString(8)}`;
     case 'device': return `device ${f.path} (${f.rdev}) flags 0${f.flags.toString(8)}`;
     case 'pipe': return `pipe ${f.pipe} ${f.end} end${f.state?.data ? ' (data saved)' : ''}`;
+    case 'fifo': return `fifo ${f.path} ${f.end} end${f.state?.data ? ' (data saved)' : ''}`;
   }
 }
 

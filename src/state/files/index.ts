@@ -11,14 +11,14 @@ import { trySyscall } from '../../sys/libc.js';
 import { listFds, readFdinfo, readFdLink } from '../../sys/proc.js';
 import type { RemoteThread } from '../../sys/remote.js';
 import { devices, type DeviceFileRecord } from './device.js';
-import { pipes, type PipeFileRecord } from './pipe.js';
+import { fifos, pipes, type FifoFileRecord, type PipeFileRecord } from './pipe.js';
 import { regularFiles, type RegularFileRecord } from './regular.js';
 import { O_CLOEXEC, type FdEntry, type FileDumpContext, type FileKind, type FileRestoreContext } from './types.js';
 
 export type { FdEntry } from './types.js';
-export type FileRecord = RegularFileRecord | DeviceFileRecord | PipeFileRecord;
+export type FileRecord = RegularFileRecord | DeviceFileRecord | PipeFileRecord | FifoFileRecord;
 
-const KINDS: FileKind<any>[] = [regularFiles, devices, pipes];
+const KINDS: FileKind<any>[] = [regularFiles, devices, pipes, fifos];
 
 const NR_KCMP = 312;
 const KCMP_FILE = 0;
@@ -106,11 +106,14 @@ export class FileOpener {
 
   close(): void {
     this.removeTemporaries();
-    for (const fd of this.open.values()) closeFd(fd);
+    // Pipe ends are both in `open` and in the kinds' shared state: close each fd once.
+    const fds = new Set(this.open.values());
     for (const v of this.ctx.shared.values()) {
-      for (const fd of Object.values(v as Record<string, unknown>)) if (typeof fd === 'number') closeFd(fd);
+      for (const fd of Object.values(v as Record<string, unknown>)) if (typeof fd === 'number') fds.add(fd);
     }
+    for (const fd of fds) closeFd(fd);
     this.open.clear();
+    this.ctx.shared.clear();
   }
 }
 

@@ -1,6 +1,7 @@
-// Pipes: each end is its own open file description; the pipe (its capacity and the bytes queued
-// in it) is saved once, with the first end met. The bytes are copied out with tee(), which
-// leaves them queued: a dump that fails or leaves the process running takes nothing away.
+// Pipes and FIFOs: each end is its own open file description; the pipe (its capacity and the
+// bytes queued in it) is saved once, with the first end met. The bytes are copied out with
+// tee(), which leaves them queued: a dump that fails or leaves the process running takes
+// nothing away. A FIFO is the same pipe reached through a path.
 import fs from 'node:fs';
 import { closeFd, fcntl, F_GETPIPE_SZ, F_SETFL, F_SETPIPE_SZ, pipe, tee } from '../../sys/files.js';
 import { O_CLOEXEC, type FileKind, type FileRecordBase } from './types.js';
@@ -84,6 +85,71 @@ export const pipes: FileKind<PipeFileRecord> = {
       }
     }
     const fd = rec.end === 'read' ? p.read : p.write;
+    fcntl(fd, F_SETFL, rec.flags & O_NONBLOCK);
+    return fd;
+  },
+};
+
+export interface FifoFileRecord extends FileRecordBase {
+  kind: 'fifo';
+  path: string;
+  end: 'read' | 'write' | 'both';
+  flags: number;
+  /** Set on the first description of each FIFO met: capacity and queued bytes. */
+  state?: { size: number; data: string | null };
+}
+
+const O_RDWR = 2;
+
+/** What ckpt holds of a FIFO while restoring: one read-write description keeps it open. */
+interface RestoredFifo { holder: number }
+
+export const fifos: FileKind<FifoFileRecord> = {
+  kind: 'fifo',
+
+  matches: ({ stat, link }) => stat.isFIFO() && link.startsWith('/'),
+
+  async collect(ctx) {
+    const mode = ctx.fdinfo.flags & O_ACCMODE;
+    const rec: Omit<FifoFileRecord, 'id' | 'kind'> = {
+      path: ctx.link,
+      end: mode === O_RDWR ? 'both' : mode === O_WRONLY ? 'write' : 'read',
+      flags: ctx.fdinfo.flags & ~O_CLOEXEC,
+    };
+    const key = `fifo:${ctx.stat.dev}:${ctx.stat.ino}`;
+    if (!ctx.seen.has(key)) {
+      ctx.seen.set(key, true);
+      const probe = fs.openSync(`/proc/${ctx.pid}/fd/${ctx.fd}`, fs.constants.O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+      let size: number;
+      try {
+        size = fcntl(probe, F_GETPIPE_SZ);
+      } finally {
+        fs.closeSync(probe);
+      }
+      const data = queuedBytes(ctx.pid, ctx.fd, size);
+      rec.state = { size, data: data.length ? await ctx.saveBlob(`fifo-${ctx.stat.ino}.img`, data) : null };
+    }
+    return rec;
+  },
+
+  async open(ctx, rec) {
+    const key = `fifo:${rec.path}`;
+    let f = ctx.shared.get(key) as RestoredFifo | undefined;
+    if (!f) {
+      // Read-write never blocks and keeps a reader, so the write ends below can open too.
+      f = { holder: fs.openSync(rec.path, O_RDWR | O_NONBLOCK | O_CLOEXEC) };
+      ctx.shared.set(key, f);
+    }
+    if (rec.state) {
+      fcntl(f.holder, F_SETPIPE_SZ, rec.state.size);
+      if (rec.state.data) {
+        const data = await ctx.blob(rec.state.data);
+        let done = 0;
+        while (done < data.length) done += fs.writeSync(f.holder, data, done, data.length - done);
+      }
+    }
+    const mode = rec.end === 'both' ? O_RDWR : rec.end === 'write' ? O_WRONLY : fs.constants.O_RDONLY;
+    const fd = fs.openSync(rec.path, mode | O_NONBLOCK | O_CLOEXEC);
     fcntl(fd, F_SETFL, rec.flags & O_NONBLOCK);
     return fd;
   },
