@@ -180,6 +180,19 @@ export class ImageWriter {
    */
   async abort(): Promise<void> {
     if (this.state === 'committed') throw new ImageError(`${this.dir}: image is committed; remove it instead of aborting`, { file: this.dir });
+    await this.removeAll();
+  }
+
+  /**
+   * Takes back a committed image (its dump was interrupted as it ended): the manifest goes
+   * first, so the image reads as incomplete at every moment, then everything else.
+   */
+  async withdraw(): Promise<void> {
+    if (this.state !== 'committed') throw new ImageError(`${this.dir}: only a committed image can be withdrawn`, { file: this.dir });
+    await this.removeAll();
+  }
+
+  private async removeAll(): Promise<void> {
     if (this.state === 'aborted') return;
     this.state = 'aborted';
     await Promise.allSettled([...this.pending]);

@@ -134,6 +134,12 @@ export async function dumpProcess(opts: DumpOptions): Promise<DumpResult> {
 
     putBack(driven);
     await image.commit({ root_pid: root, meta: { arch: hostArch().name } });
+    if (signal?.aborted) {
+      // Interrupted while the manifest was written: an interrupted dump leaves no image.
+      await image.withdraw();
+      frozen.thaw();
+      throw signal.reason;
+    }
     if (opts.leaveRunning) frozen.thaw();
     else frozen.kill();
     return {
