@@ -231,3 +231,11 @@ export function expectPrivate(t: Test, dir: string): void {
   t.same(modes.files, Object.fromEntries(Object.keys(modes.files).map((n) => [n, '0600'])), 'every image file is 0600');
   t.ok(Object.keys(modes.files).includes('manifest.json'), 'the image has its manifest');
 }
+
+/**
+ * The errors a dump of the `unsupported` fixture may stop with: its pipe (fd pipe_r is met
+ * first) while pipes are unsupported, its eventfd once they are.
+ */
+export function unsupportedErrors(readyInfo: Record<string, string>, pid: number): string[] {
+  return [`unsupported fd ${readyInfo.pipe_r}: pipe in process ${pid}`, `unsupported fd ${readyInfo.eventfd}: eventfd in process ${pid}`];
+}

@@ -6,7 +6,7 @@ import { constants } from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { startFixture, tmpdir, type FixtureProcess } from '../helpers/index.js';
-import { ckpt, procState, rawMaps, spawnCkpt, type CkptProcess, type CkptRun } from './helpers.js';
+import { ckpt, procState, rawMaps, spawnCkpt, unsupportedErrors, type CkptProcess, type CkptRun } from './helpers.js';
 
 const RUNS = 24;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -33,7 +33,7 @@ async function expectUntouched(t: Test, fx: FixtureProcess, maps: string, what: 
 }
 
 t.test(`SIGINT/SIGTERM at ${RUNS} random points of a dump never harm the target`, async (t) => {
-  const fx = await startFixture('counter', ['--alloc', '256'], { t, readyTimeoutMs: 10000 });
+  const fx = await startFixture('counter', ['--alloc', '128'], { t, readyTimeoutMs: 10000 });
   await fx.waitTicks(2);
   const maps = rawMaps(fx.pid);
   const base = tmpdir(t, 'ckpt-interrupt-test-');
@@ -110,7 +110,10 @@ t.test('an unsupported fd: a clear error and an untouched target', async (t) => 
   const dir = path.join(tmpdir(t, 'ckpt-unsupported-test-'), 'image');
   const r = await ckpt(['dump', '-t', String(fx.pid), '-D', dir]);
   t.equal(r.code, 1, 'exit code 1: the step failed');
-  t.match(r.stderr, `ckpt: step 1 'dump: pid ${fx.pid} → ${dir}' failed: unsupported fd ${fx.readyInfo.pipe_r}: pipe in process ${fx.pid}\n`);
+  const prefix = `ckpt: step 1 'dump: pid ${fx.pid} → ${dir}' failed: `;
+  const line = r.stderr.split('\n').find((l) => l.startsWith(prefix)) ?? r.stderr;
+  const expected = unsupportedErrors(fx.readyInfo, fx.pid);
+  t.ok(expected.includes(line.slice(prefix.length)), `names the fd, its kind and the process: ${line}`);
   t.notOk(fs.existsSync(dir), 'no image directory left');
   await expectUntouched(t, fx, maps, 'unsupported');
   t.equal(fx.child.exitCode, null, 'not killed although --leave-running was not given');
@@ -119,7 +122,7 @@ t.test('an unsupported fd: a clear error and an untouched target', async (t) => 
   const j = await ckpt(['dump', '-t', String(fx.pid), '-D', dir, '--json']);
   t.equal(j.code, 1);
   const end = j.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).at(-1);
-  t.match(end, { event: 'pipeline-end', status: 'failed', exit_code: 1, error: `unsupported fd ${fx.readyInfo.pipe_r}: pipe in process ${fx.pid}` });
+  t.match(end, { event: 'pipeline-end', status: 'failed', exit_code: 1, error: line.slice(prefix.length) }, 'the same error in --json');
   await expectUntouched(t, fx, maps, 'unsupported, --json');
 });
 
