@@ -171,7 +171,7 @@ t.test('filemap: private and shared file mappings, shared anonymous memory', asy
   t.match(cow, { perms: 'rw-p', kind: 'file', size: 8 * MiB, pages_saved: 4, file: { path: file, writable: false } }, 'cow: its 4 rewritten pages saved');
   t.match(shared, { perms: 'rw-s', kind: 'file', size: 8 * MiB, pages_saved: 0, file: { path: file, writable: true } }, 'shared: lives in the file');
   t.match(shanon, { perms: 'rw-s', kind: 'shmem', size: 2 * MiB, pages_saved: 512 }, 'shared anonymous: all 2 MiB saved');
-  t.equal(shown.fds.find((f) => f.path === file)?.pos, '0', 'the data file fd is saved at its offset');
+  t.equal(shown.fds.find((f) => f.open.path === file)?.open.pos, '0', 'the data file fd is saved at its offset');
 
   const pages = await openPages(t, dir, fx.pid);
   const cowStart = BigInt(cow.start);
@@ -240,21 +240,23 @@ t.test('files: open files at offsets, dup, O_APPEND, O_CLOEXEC, a deleted file',
   const { shown } = await dumpStopped(t, fx);
   const O_CLOEXEC = 0o2000000;
   const snap = procSnapshot(fx.pid);
+  // Each fd as show lists it: {fd, cloexec, file (the open file's id), open (the open file)}.
   const byFd = new Map(shown.fds.map((f) => [f.fd as number, f]));
+  const fd = (name: string) => byFd.get(Number(fx.readyInfo[name]))!;
   // The fd table as procSnapshot writes it, rebuilt from the image (devices have no offset there).
-  const fromImage = (fd: number): string => {
-    let f = byFd.get(fd)!;
-    const cloexec = f.cloexec as boolean;
-    if (f.kind === 'dup') f = byFd.get(f.of as number)!;
-    const flags = `flags=0o${((f.flags as number) | (cloexec ? O_CLOEXEC : 0)).toString(8)}`;
-    if (f.kind === 'regular') return `${fd} -> ${f.path}${f.deleted ? ' (deleted)' : ''} ${flags} pos=${f.pos}`;
-    return `${fd} -> ${f.path} ${flags}`;
+  const fromImage = (n: number): string => {
+    const { cloexec, open } = byFd.get(n)!;
+    const flags = `flags=0o${((open.flags as number) | (cloexec ? O_CLOEXEC : 0)).toString(8)}`;
+    if (open.kind === 'regular') return `${n} -> ${open.path}${open.deleted ? ' (deleted)' : ''} ${flags} pos=${open.pos}`;
+    return `${n} -> ${open.path} ${flags}`;
   };
   const fdsOfProc = snap.fds.map((l) => (/^\d+ -> \/dev\//.test(l) ? l.replace(/ pos=\d+$/, '') : l));
   t.same(shown.fds.map((f) => fromImage(f.fd as number)), fdsOfProc, 'show lists every fd with its file, flags and offset');
-  t.match(byFd.get(100), { kind: 'dup', of: Number(fx.readyInfo.a), cloexec: false }, 'fd 100 is a dup of A');
-  t.match(byFd.get(Number(fx.readyInfo.b)), { cloexec: true, pos: '4096' }, 'B: O_CLOEXEC at 4096');
-  t.match(byFd.get(Number(fx.readyInfo.d)), { path: `${fx.dir}/d`, pos: '5000', deleted: { blob: String } }, 'D: deleted, its contents saved');
-  t.match(byFd.get(Number(fx.readyInfo.dir)), { type: 'directory', path: fx.dir });
+  t.equal(fd('dup').file, fd('a').file, 'fd 100 and A share one open file');
+  t.equal(fd('dup').cloexec, false);
+  t.not(fd('b').file, fd('a').file, 'B is another open file');
+  t.match(fd('b'), { cloexec: true, open: { pos: '4096' } }, 'B: O_CLOEXEC at 4096');
+  t.match(fd('d').open, { path: `${fx.dir}/d`, pos: '5000', deleted: { blob: String } }, 'D: deleted, its contents saved');
+  t.match(fd('dir').open, { type: 'directory', path: fx.dir });
   await resume(fx);
 });

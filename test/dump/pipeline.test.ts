@@ -45,7 +45,7 @@ ${probe}  - id: dump
   t.equal(run.code, 0, `pipeline succeeds ${run.stderr}`);
   const ends = stepEnds(events(run.stdout));
   t.same(ends.map((e) => [e.kind, e.status]), [['freeze', 'ok'], ['exec', 'ok'], ['dump', 'ok'], ['assert', 'ok']]);
-  t.same(ends[0].outputs, { pid: fx.pid, threads: 1 }, 'freeze outputs');
+  t.same(ends[0].outputs, { pid: fx.pid, processes: 1, threads: 1 }, 'freeze outputs');
   t.match(ends[1].outputs.stdout, /^State: t \(tracing stop\)\nTracerPid: [1-9]\d*$/, 'held in a ptrace stop between the steps');
   t.match(ends[2].outputs, { pid: fx.pid, dir: path.join(dir, 'image'), threads: 1 }, 'dump outputs');
   t.ok(ends[2].outputs.bytes >= 16 << 20, `dump saved the 16 MiB it allocated (${ends[2].outputs.bytes} bytes)`);
