@@ -114,7 +114,14 @@ async function withSignals<T>(io: CliIo, work: (signal: AbortSignal) => Promise<
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    // The work is over: a signal now interrupts nothing, and ends ckpt with the result it has.
+    process.on('SIGINT', exitWithResult);
+    process.on('SIGTERM', exitWithResult);
   }
+}
+
+function exitWithResult(): void {
+  process.exit(process.exitCode ?? 0);
 }
 
 function finish(io: CliIo, result: RunResult, debug: boolean): number {

@@ -78,6 +78,7 @@ export const COMMANDS: CommandDefinition[] = [
       { long: 'images-dir', short: 'D', param: 'dir', type: 'string', value: 'DIR', description: 'image directory written by dump', required: true },
       { long: 'restore-detached', short: 'd', param: 'detach', type: 'boolean', description: 'return once it runs (default: wait and exit with its status)' },
       { long: 'pidfile', param: 'pidfile', type: 'string', value: 'FILE', description: 'write the restored PID here' },
+      { long: 'pid-ns', param: 'pid-ns', type: 'boolean', description: 'restore into a new PID namespace where its PIDs are free (implies -d)' },
     ],
     exitCode: (outputs) => (typeof outputs['exit-code'] === 'number' ? outputs['exit-code'] : 0),
   },

@@ -2,9 +2,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { StepDefinition } from '../runner/types.js';
+import { restoreInNewPidNamespace } from '../state/pidns.js';
 import { restoreProcess, waitForExit } from '../state/restore.js';
 
-export interface RestoreParams { dir: string; detach?: boolean; pidfile?: string }
+export interface RestoreParams { dir: string; detach?: boolean; pidfile?: string; 'pid-ns'?: boolean }
 
 const restore: StepDefinition<RestoreParams> = {
   kind: 'restore',
@@ -15,15 +16,25 @@ const restore: StepDefinition<RestoreParams> = {
       dir: { type: 'string', minLength: 1, description: 'Image directory written by dump.' },
       detach: { type: 'boolean', description: 'Return once the process runs (default: wait for its exit and report its status).' },
       pidfile: { type: 'string', minLength: 1, description: 'Write the restored PID to this file.' },
+      'pid-ns': {
+        type: 'boolean',
+        description: 'Restore into a new PID namespace (for when the PIDs are taken here); implies detach. pid is the PID seen from here.',
+      },
     },
     required: ['dir'],
     additionalProperties: false,
   },
-  outputs: ['pid', 'exit-code'],
+  outputs: ['pid', 'exit-code', 'ns-pid', 'ns-init'],
   title: (p) => p.dir,
 
   async run(ctx, params) {
     const dir = path.resolve(ctx.cwd, params.dir);
+    if (params['pid-ns']) {
+      const r = await restoreInNewPidNamespace(dir, ctx.signal);
+      if (params.pidfile) fs.writeFileSync(path.resolve(ctx.cwd, params.pidfile), `${r.hostPid}\n`);
+      ctx.log(`restored ${r.pid} in a new PID namespace (PID ${r.hostPid} here; its init is ${r.initPid})`);
+      return { pid: r.hostPid, 'ns-pid': r.pid, 'ns-init': r.initPid };
+    }
     const { pid } = await restoreProcess({
       dir,
       signal: ctx.signal,
