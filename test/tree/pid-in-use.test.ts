@@ -1,6 +1,5 @@
-// Restoring a tree whose PIDs are taken. `restore --pid-ns` (a new PID namespace) is not
-// implemented yet; until it is, restore must refuse with the PID and its holder, and leave
-// the holders alone.
+// Restoring a tree whose PIDs are taken: without --pid-ns restore refuses with the PID and its
+// holder and leaves the holders alone; with --pid-ns it restores in a new PID namespace.
 import fs from 'node:fs';
 import t from 'tap';
 import { makeSubreaper, reapPid, startFixture, tmpdir } from '../helpers/index.js';
@@ -62,4 +61,57 @@ t.test('only a child PID is in use: restore names that one, and builds nothing',
   const head = (stat: string) => stat.split(' ').slice(0, 8).join(' '); // pid comm state ppid pgrp session tty tpgid
   t.equal(head(holderAfter), head(holderBefore), `B untouched: ${head(holderAfter)}`);
   t.same(sessionPids(P), [B], 'and still the only one of the session');
+});
+
+/** NSpid, NSpgid, NSsid of a process (the innermost namespace's view), and its PPid here. */
+function nsIds(hostPid: number): { pid: number; pgid: number; sid: number; ppid: number } {
+  const status = fs.readFileSync(`/proc/${hostPid}/status`, 'utf8');
+  const last = (key: string) => Number(new RegExp(`^${key}:\\s+(.*)$`, 'm').exec(status)![1]!.trim().split(/\s+/).at(-1));
+  return { pid: last('NSpid'), pgid: last('NSpgid'), sid: last('NSsid'), ppid: last('PPid') };
+}
+
+t.test('--pid-ns: with its PIDs taken, the tree is restored in a new PID namespace with its own PIDs', async (t) => {
+  const fx = await startFixture('tree', [], { t });
+  const P = fx.pid;
+  t.teardown(() => killSession(P));
+  const [A, B, G, Z] = (['a', 'b', 'g', 'z'] as const).map((k) => Number(fx.readyInfo[k]));
+  await fx.waitTicks(3);
+  const image = `${tmpdir(t)}/image`;
+  await dump(P, image, ['--leave-running']);
+
+  const r = await cli(['restore', '-D', image, '--pid-ns', '--json']);
+  t.equal(r.code, 0, `restore --pid-ns succeeds: ${r.stderr.trim()}`);
+  const end = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((e) => e.event === 'step-end');
+  const { pid: hostRoot, 'ns-pid': nsRoot, 'ns-init': init } = end.outputs as Record<string, number>;
+  t.teardown(async () => {
+    process.kill(init, 'SIGKILL'); // the namespace's init: every process in it goes too
+    await reapPid(hostRoot, 3000).catch(() => null);
+  });
+  t.equal(nsRoot, P, 'in its namespace the root has its original PID');
+  t.not(hostRoot, P, `seen from here it has another (${hostRoot})`);
+
+  // The whole tree is there, each with its PID, group and session inside the namespace.
+  const hostChildren = (pid: number) =>
+    fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  const seen = new Map<number, ReturnType<typeof nsIds>>();
+  const walk = (host: number) => { seen.set(host, nsIds(host)); for (const c of hostChildren(host)) walk(c); };
+  walk(hostRoot);
+  const byNsPid = [...seen.values()].map((ids) => ids.pid).sort((a, b) => a - b);
+  t.same(byNsPid, [P, A!, B!, G!, Z!].sort((a, b) => a - b), 'P, A, B, G and the zombie Z, with their PIDs');
+  for (const ids of seen.values()) {
+    t.equal(ids.sid, P, `${ids.pid} in session ${P}`);
+    t.equal(ids.pgid, ids.pid === B ? B : P, `${ids.pid} in group ${ids.pid === B ? B : P}`);
+  }
+
+  // The original goes; the restored tree carries on writing to the same log.
+  await killSession(P);
+  const from = fx.lines().length;
+  const deadline = Date.now() + 5000;
+  while (fx.lines().slice(from).filter((l) => l.startsWith('tick')).length < 4 && Date.now() < deadline) {
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  const after = fx.lines().slice(from);
+  t.ok(after.filter((l) => l.startsWith('tick')).length >= 4, `the restored tree ticks: ${after.slice(-2).join(' | ')}`);
+  t.equal(after.find((l) => l.startsWith('FAIL')), undefined, 'no FAIL');
+  t.ok(increasing(tickValues(after, 'token')), 'its token keeps going round');
 });
