@@ -3,6 +3,7 @@
 // freeze, read what /proc tells, ask each process itself for the rest, copy memory, write the
 // manifest last.
 import { hostArch } from '../sys/arch/index.js';
+import { trySyscall } from '../sys/libc.js';
 import { ProcMem } from '../sys/memory.js';
 import { readSmaps, readStat } from '../sys/proc.js';
 import { findSyscallInsn, RemoteScratch, RemoteThread } from '../sys/remote.js';
@@ -38,7 +39,12 @@ export interface FilesImageRecord { $format: 1; files: FileRecord[] }
 export interface TreeRecord {
   $format: 1;
   root: number;
-  processes: Array<{ pid: number; ppid: number; pgid: number; sid: number; zombie?: { exit_code: number; comm: string } }>;
+  processes: Array<{
+    pid: number; ppid: number; pgid: number; sid: number;
+    zombie?: { exit_code: number; comm: string };
+    /** Shares its parent's descriptor table (created with CLONE_FILES). */
+    files_shared?: true;
+  }>;
 }
 
 export interface DumpOptions {
@@ -55,6 +61,9 @@ export interface DumpOptions {
 export interface DumpResult {
   pid: number; dir: string; pages: number; bytes: number; processes: number; threads: number; fds: number;
 }
+
+const NR_KCMP = 312;
+const KCMP_FILES = 2;
 
 /** Threads of one process driven by ckpt during the dump, and its scratch page. */
 interface Driven { pid: number; remotes: RemoteThread[]; scratch?: RemoteScratch; mem: ProcMem }
@@ -80,7 +89,8 @@ export async function dumpProcess(opts: DumpOptions): Promise<DumpResult> {
         tree.processes.push({ pid, ppid: st.ppid, pgid: st.pgrp, sid: st.session, zombie: { exit_code: st.exit_code, comm: st.comm } });
         continue;
       }
-      tree.processes.push({ pid, ppid: st.ppid, pgid: st.pgrp, sid: st.session });
+      const sharesTable = frozen.processes.has(st.ppid) && trySyscall(NR_KCMP, st.ppid, pid, KCMP_FILES, 0, 0) === 0;
+      tree.processes.push({ pid, ppid: st.ppid, pgid: st.pgrp, sid: st.session, ...(sharesTable ? { files_shared: true as const } : {}) });
       const d: Driven = { pid, remotes: [], mem: new ProcMem(pid, true) };
       driven.push(d);
       // The memory map is read before ckpt maps its scratch page, so that page is not in it.
@@ -94,7 +104,7 @@ export async function dumpProcess(opts: DumpOptions): Promise<DumpResult> {
       if (!leader) throw new Error(`thread-group leader ${pid} was not frozen`);
       d.scratch = RemoteScratch.map(leader, d.mem);
 
-      const fds = await files.collect(pid);
+      const fds = sharesTable ? [] : await files.collect(pid);
       fdCount += fds.length;
       const threads: ThreadRecord[] = [];
       for (const r of d.remotes) {

@@ -121,6 +121,7 @@ async function pidFree(pid: number): Promise<string | null> {
 }
 
 const CLONE_PARENT = 0x8000;
+const CLONE_FILES = 0x400;
 const SIGCHLD = 17;
 const CLONE_ARGS_SIZE = 88;
 const PROT_RW = 3;
@@ -191,6 +192,8 @@ interface Building {
   mem: ProcMem;
   scratch: RemoteScratch;
   threads: Array<{ rec: ThreadRecord; remote: RemoteThread }>;
+  /** Its descriptor table is its parent's (CLONE_FILES). */
+  sharedTable?: boolean;
 }
 
 
@@ -223,11 +226,12 @@ export async function restoreProcess(opts: RestoreOptions): Promise<{ pid: numbe
       else {
         const parent = built.find((b) => b.pid === p.ppid);
         if (!parent) throw new RestoreError(`process ${p.pid}: its parent ${p.ppid} is not in the image`);
-        cloneWithPid(parent.remote, parent.scratch, p.pid, 0);
+        cloneWithPid(parent.remote, parent.scratch, p.pid, p.files_shared ? CLONE_FILES : 0);
       }
-      const b = takeOver(p.pid, imageRanges, built.length === 0);
+      const b = takeOver(p.pid, imageRanges, built.length === 0, p.files_shared === true);
       b.image = img.processes.find((x) => x.pid === p.pid);
       b.zombie = p.zombie;
+      b.sharedTable = p.files_shared === true;
       built.push(b);
       // A session leader starts its session before it has children, who then inherit it.
       if (p.sid === p.pid) b.remote.call('setsid');
@@ -290,7 +294,8 @@ export async function restoreProcess(opts: RestoreOptions): Promise<{ pid: numbe
  * and the trampoline (code page + scratch page) at the address free in every image. A child
  * inherits its parent's trampoline; the root maps it.
  */
-function takeOver(pid: number, imageRanges: Array<{ start: bigint; end: bigint }>, isRoot: boolean): Building {
+function takeOver(pid: number, imageRanges: Array<{ start: bigint; end: bigint }>, isRoot: boolean,
+  sharedTable: boolean): Building {
   const mem = new ProcMem(pid, true);
   const maps = readMaps(pid);
   const vdso = maps.find((m) => m.path === '[vdso]');
@@ -299,7 +304,8 @@ function takeOver(pid: number, imageRanges: Array<{ start: bigint; end: bigint }
   const remote = new RemoteThread(pid, vdsoGadget);
   const rseq = pt.getRseqConfiguration(pid);
   if (rseq.ptr !== 0n) remote.call('rseq', rseq.ptr, rseq.size, RSEQ_FLAG_UNREGISTER, rseq.sig);
-  remote.call('close_range', 0, 0xffffffff, 0);
+  // A table shared with the parent is the parent's to fill.
+  if (!sharedTable) remote.call('close_range', 0, 0xffffffff, 0);
   let trampoline = trampolineAddress;
   if (isRoot) {
     trampoline = freeRange(2n * PAGE, [...imageRanges, ...maps]);
@@ -348,7 +354,7 @@ async function reshape(b: Building, p: ProcessImage, reader: ImageReader, opener
   remote.call('close', exeFd);
 
   stage.now = `restoring the files of ${pid}`;
-  await installFds(remote, opener, p.fds.fds);
+  if (!b.sharedTable) await installFds(remote, opener, p.fds.fds);
   stage.now = `restoring the fs, signals, timers and limits of ${pid}`;
   restoreFs(remote, scratch, core.fs);
   restoreSigactions(remote, scratch, core.signals);
