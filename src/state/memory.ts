@@ -39,8 +39,10 @@ export interface VmaRecord {
   file?: { path: string; dev: string; ino: number; size: number; mtime_ns: string; writable: boolean };
   /** VmFlags of smaps. */
   vm_flags: string[];
-  /** Shared anonymous memory: the object's inode, the same in every process that maps it. */
+  /** Shared memory: the object's inode, the same in every process that maps it. */
   shmem_id?: string;
+  /** Shared memory of a memfd: its name and size, to create it again. */
+  memfd?: { name: string; size: number };
 }
 
 const SPECIAL: Record<string, VmaKind> = {
@@ -48,6 +50,8 @@ const SPECIAL: Record<string, VmaKind> = {
 };
 
 export class UnsupportedMappingError extends Error {}
+
+const MEMFD_PREFIX = '/memfd:';
 
 export function describeVma(pid: number, v: SmapsEntry): VmaRecord {
   const base = {
@@ -59,6 +63,10 @@ export function describeVma(pid: number, v: SmapsEntry): VmaRecord {
   if (v.inode === 0) return { ...base, kind: 'anon', ...anonName };
   if (v.shared && v.deleted && (v.path === '/dev/zero' || v.path.startsWith('/SYSV'))) {
     return { ...base, kind: 'shmem', shmem_id: `${v.dev}:${v.inode}` };
+  }
+  if (v.shared && v.deleted && v.path.startsWith(MEMFD_PREFIX)) {
+    const size = Number(fs.statSync(mapFilesPath(pid, v.start, v.end)).size);
+    return { ...base, kind: 'shmem', shmem_id: `${v.dev}:${v.inode}`, memfd: { name: v.path.slice(MEMFD_PREFIX.length), size } };
   }
   if (v.deleted) {
     throw new UnsupportedMappingError(
@@ -225,6 +233,7 @@ const O_CLOEXEC = 0o2000000;
 const PR_SET_VMA = 0x53564d41;
 const PR_SET_VMA_ANON_NAME = 0;
 const MADV_POPULATE_WRITE = 23;
+const MFD_CLOEXEC = 1;
 /** Advice that sets a VmFlag, by its smaps name. */
 const MADVISE_FOR_FLAG: Record<string, number> = { dc: 10, mg: 12, hg: 14, nh: 15, dd: 16, wf: 18 };
 
@@ -269,6 +278,14 @@ export function mapVmas(remote: RemoteThread, vmas: VmaRecord[], put: (data: Buf
         // The object exists in a process restored before: map the same one, through map_files.
         const fd = Number(remote.call('openat', AT_FDCWD, put(Buffer.from(`${elsewhere}\0`)), O_RDWR | O_CLOEXEC, 0));
         try {
+          remote.call('mmap', start, len, prot, flags, fd, parseHex(v.offset));
+        } finally {
+          remote.call('close', fd);
+        }
+      } else if (v.memfd) {
+        const fd = Number(remote.call('memfd_create', put(Buffer.from(`${v.memfd.name}\0`)), MFD_CLOEXEC));
+        try {
+          remote.call('ftruncate', fd, v.memfd.size);
           remote.call('mmap', start, len, prot, flags, fd, parseHex(v.offset));
         } finally {
           remote.call('close', fd);

@@ -1,0 +1,36 @@
+// A memfd mapped by a parent and its child is one object again after restore, under its name.
+import fs from 'node:fs';
+import t from 'tap';
+import { makeSubreaper, reapPid, startFixture, tmpdir } from '../helpers/index.js';
+import { dump, increasing, killSession, restoreDetached, tickValues } from './util.js';
+
+makeSubreaper();
+
+const memfdLine = (pid: number) => fs.readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n').find((l) => l.includes('/memfd:'));
+const inode = (line: string | undefined) => line?.trim().split(/\s+/)[4];
+
+t.test('memfd shared by parent and child survives dump and restore', async (t) => {
+  const fx = await startFixture('memfd', [], { t });
+  const P = fx.pid;
+  const C = Number(fx.readyInfo.child);
+  t.teardown(() => killSession(P));
+  await fx.waitTicks(3);
+  t.equal(inode(memfdLine(P)), inode(memfdLine(C)), 'one object before');
+  const image = `${tmpdir(t)}/image`;
+  await dump(P, image);
+  await fx.exited;
+  await reapPid(C);
+  const from = fx.lines().length;
+  t.equal(await restoreDetached(image), P, 'restored');
+  const [lineP, lineC] = [memfdLine(P), memfdLine(C)];
+  t.match(lineP, /rw-s .*\/memfd:ckpt-fixture \(deleted\)$/, `the parent maps the memfd by its name: ${lineP}`);
+  t.equal(inode(lineP), inode(lineC), 'parent and child map one object again');
+  const deadline = Date.now() + 5000;
+  while (fx.lines().slice(from).filter((l) => l.startsWith('tick')).length < 3 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const after = fx.lines().slice(from);
+  t.equal(after.find((l) => l.startsWith('FAIL')), undefined, 'no FAIL: the child answers through the shared pages');
+  const values = tickValues(after, 'value');
+  t.ok(values.length >= 3 && increasing(values), `values go on: ${values.join(' ')}`);
+});
