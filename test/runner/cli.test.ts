@@ -151,9 +151,9 @@ t.test('the demo pipeline runs', async (t) => {
 t.test('--dry-run prints the plan and runs nothing', async (t) => {
   const result = await cli(['run', 'pipelines/demo.yaml', '--dry-run']);
   t.equal(result.code, 0);
-  t.match(result.stdout, /^Plan for 'demo' \(pipelines\/demo\.yaml\): 7 steps\n {2}1\. exec\[scratch\]: mktemp -d/);
+  t.match(result.stdout, /^Plan for 'demo' \(pipelines\/demo\.yaml\): 13 steps\n {2}1\. exec\[scratch\]: mktemp -d/);
   const json = await cli(['run', 'pipelines/demo.yaml', '--dry-run', '--json']);
-  t.match(jsonLines(json.stdout), [{ event: 'plan', name: 'demo', steps: Array(7).fill({}) }]);
+  t.match(jsonLines(json.stdout), [{ event: 'plan', name: 'demo', steps: Array(13).fill({}) }]);
 });
 
 t.test('`ckpt wait-for` waits for a process that is not its child', async (t) => {
