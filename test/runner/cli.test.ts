@@ -17,7 +17,7 @@ t.test('--version, --help and help for each command', async (t) => {
   t.equal(help.code, 0);
   t.match(help.stdout, /^ckpt .*\n\nUsage:\n {2}ckpt run FILE/);
   t.match(help.stdout, /\n {2}wait-for +Wait until/);
-  t.match(help.stdout, /Step kinds: assert, exec, sleep, spawn, wait-for/);
+  t.match(help.stdout, /Step kinds: assert, check, dump, exec, freeze, restore, show, sleep, spawn, wait-for/);
   const bare = await cli([]);
   t.equal(bare.code, 2, 'no command is a usage error');
   t.equal(bare.stderr, help.stdout);
