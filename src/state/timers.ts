@@ -64,9 +64,19 @@ export function collectTimers(pid: number, leader: RemoteThread, scratch: Remote
   return { itimers, posix };
 }
 
+/**
+ * A periodic timer that expired with its signal still pending reads as value 0: the kernel
+ * re-arms it only when that signal is taken. Setting value 0 would disarm it; it is armed for
+ * one interval instead (the pending signal is queued again as well).
+ */
+function rearmed<T extends { interval: Time; value: Time }>(t: T): T {
+  const periodic = t.interval[0] !== 0 || t.interval[1] !== 0;
+  return armed(t) || !periodic ? t : { ...t, value: t.interval };
+}
+
 export function restoreTimers(leader: RemoteThread, scratch: RemoteScratch, rec: TimersRecord): void {
   for (const t of rec.itimers) {
-    leader.call('setitimer', ITIMERS.indexOf(t.which), scratch.put(writeTimes(t)), 0);
+    leader.call('setitimer', ITIMERS.indexOf(t.which), scratch.put(writeTimes(rearmed(t))), 0);
   }
   if (rec.posix.length === 0) return;
   // With this prctl, timer_create takes the id to use from *timer_id (Linux >= 6.15).
@@ -81,7 +91,8 @@ export function restoreTimers(leader: RemoteThread, scratch: RemoteScratch, rec:
       const id = Buffer.alloc(4);
       id.writeInt32LE(t.id, 0);
       leader.call('timer_create', t.clock, scratch.put(ev, 0), scratch.put(id, 64));
-      if (armed(t)) leader.call('timer_settime', t.id, 0, scratch.put(writeTimes(t), 128), 0);
+      const next = rearmed(t);
+      if (armed(next)) leader.call('timer_settime', t.id, 0, scratch.put(writeTimes(next), 128), 0);
     }
   } finally {
     leader.call('prctl', PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0);

@@ -44,9 +44,11 @@ export const regularFiles: FileKind<RegularFileRecord> = {
   async open(ctx, rec) {
     let openPath = rec.path;
     if (rec.deleted) {
+      // Recreated under its own name where that is free, so that /proc/PID/fd reads as before
+      // ("PATH (deleted)"), and unlinked again once every process holds it.
       const dir = fs.existsSync(path.dirname(rec.path)) ? path.dirname(rec.path) : '/tmp';
-      openPath = path.join(dir, `.ckpt-ghost-${crypto.randomBytes(6).toString('hex')}`);
-      fs.writeFileSync(openPath, await ctx.blob(rec.deleted.blob), { mode: 0o600 });
+      openPath = fs.existsSync(rec.path) ? path.join(dir, `.ckpt-ghost-${crypto.randomBytes(6).toString('hex')}`) : rec.path;
+      fs.writeFileSync(openPath, await ctx.blob(rec.deleted.blob), { mode: 0o600, flag: 'wx' });
       fs.chmodSync(openPath, rec.deleted.mode);
       ctx.addTemporary(openPath);
     }
