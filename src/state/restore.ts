@@ -58,6 +58,15 @@ export interface LoadedImage {
 /** Reads and checks the whole image, and what it needs of this machine, before anything is touched. */
 export async function loadImage(dir: string): Promise<LoadedImage> {
   const reader = await ImageReader.open(dir);
+  try {
+    return await checkImage(reader);
+  } catch (e) {
+    await reader.close();
+    throw e;
+  }
+}
+
+async function checkImage(reader: ImageReader): Promise<LoadedImage> {
   const m = reader.manifest;
   if (m.arch !== arch.name) throw new RestoreError(`image is for ${m.arch}, this machine is ${arch.name}`);
   if (m.page_size !== arch.pageSize) throw new RestoreError(`image has page size ${m.page_size}, this machine ${arch.pageSize}`);
@@ -183,6 +192,19 @@ function createRoot(pid: number): void {
   }
 }
 
+async function checkPidsFree(img: LoadedImage): Promise<void> {
+  for (const p of img.tree.processes) {
+    const holder = await pidFree(p.pid);
+    if (holder) throw new RestoreError(holder);
+  }
+  for (const p of img.processes) {
+    for (const t of p.core.threads) {
+      const holder = t.tid === p.pid ? null : pidHolder(t.tid);
+      if (holder) throw new RestoreError(`thread ${t.tid} of ${p.pid}: ${holder}`);
+    }
+  }
+}
+
 /** A process of the tree while ckpt builds it. */
 interface Building {
   pid: number;
@@ -200,18 +222,14 @@ interface Building {
 export async function restoreProcess(opts: RestoreOptions): Promise<{ pid: number }> {
   const warn = opts.warn ?? (() => {});
   const img = await loadImage(opts.dir);
+  try {
+    await checkPidsFree(img);
+    opts.signal?.throwIfAborted();
+  } catch (e) {
+    await img.reader.close();
+    throw e;
+  }
   const root = img.root;
-  for (const p of img.tree.processes) {
-    const holder = await pidFree(p.pid);
-    if (holder) throw new RestoreError(holder);
-  }
-  for (const p of img.processes) {
-    for (const t of p.core.threads) {
-      const holder = t.tid === p.pid ? null : pidHolder(t.tid);
-      if (holder) throw new RestoreError(`thread ${t.tid} of ${p.pid}: ${holder}`);
-    }
-  }
-  opts.signal?.throwIfAborted();
 
   // One trampoline address free in every process's image: children inherit it from parents.
   const imageRanges = img.processes.flatMap((p) => p.mm.vmas.map((v) => ({ start: parseHex(v.start), end: parseHex(v.end) })));
@@ -286,6 +304,7 @@ export async function restoreProcess(opts: RestoreOptions): Promise<{ pid: numbe
     throw new RestoreError(`restore of ${root} failed while ${stage.now}: ${(e as Error).message}`, { cause: e });
   } finally {
     opener.close();
+    await img.reader.close();
   }
 }
 
@@ -345,7 +364,11 @@ async function reshape(b: Building, p: ProcessImage, reader: ImageReader, opener
   const pages = await reader.pages(pid);
   const writableFirst = onceWritable(mm.vmas, pages.entries);
   mapVmas(remote, mm.vmas, put, writableFirst, sharedMemory);
-  await restorePages(remote, mm.vmas, pages, writableFirst, opts.progress ?? (() => {}));
+  try {
+    await restorePages(remote, mm.vmas, pages, writableFirst, opts.progress ?? (() => {}));
+  } finally {
+    await pages.close();
+  }
   finalProtections(remote, mm.vmas, writableFirst);
   opts.signal?.throwIfAborted();
 

@@ -23,6 +23,14 @@ export interface ImageSummary {
 
 export async function summarizeImage(dir: string): Promise<ImageSummary> {
   const reader = await ImageReader.open(dir);
+  try {
+    return await summarize(dir, reader);
+  } finally {
+    await reader.close();
+  }
+}
+
+async function summarize(dir: string, reader: ImageReader): Promise<ImageSummary> {
   await reader.verify();
   const tree = await reader.record<TreeRecord>('tree');
   const files = (await reader.record<FilesImageRecord>('files')).files;
@@ -34,6 +42,7 @@ export async function summarizeImage(dir: string): Promise<ImageSummary> {
     const fds = (await reader.record<FdsImageRecord>('fds', pid)).fds.map((f) => ({ ...f, open: files.find((x) => x.id === f.file)! }));
     const pages = await reader.pages(pid);
     const data = pages.entries.filter((e) => e.kind === 'data');
+    await pages.close();
     const savedIn = (start: bigint, end: bigint) => data.reduce((n, e) => {
       const from = e.addr > start ? e.addr : start;
       const eEnd = e.addr + BigInt(e.pages) * PAGE;
