@@ -233,6 +233,8 @@ const O_CLOEXEC = 0o2000000;
 const PR_SET_VMA = 0x53564d41;
 const PR_SET_VMA_ANON_NAME = 0;
 const MADV_POPULATE_WRITE = 23;
+/** Runs shorter than this are left to fault in during the copy. */
+const POPULATE_MIN = 64 * PAGE_SIZE;
 const MFD_CLOEXEC = 1;
 /** Advice that sets a VmFlag, by its smaps name. */
 const MADVISE_FOR_FLAG: Record<string, number> = { dc: 10, mg: 12, hg: 14, nh: 15, dd: 16, wf: 18 };
@@ -338,18 +340,14 @@ export async function restorePages(remote: RemoteThread, vmas: VmaRecord[], read
   const mem = new ProcMem(pid, true);
   let done = 0;
   try {
-    for (const s of segments) {
-      if (s.writable && s.len >= 64 * PAGE_SIZE) remote.tryCall('madvise', s.addr, s.len, MADV_POPULATE_WRITE);
-    }
     // Segments are contiguous in the pages file: batches of <= 16 MiB, each read with one
     // read into one of two reused buffers, the next read under way while this one is written.
     const batches: { segments: Segment[]; bytes: number }[] = [];
     for (let i = 0; i < segments.length;) {
       const batch: Segment[] = [];
       let bytes = 0;
-      while (i < segments.length && batch.length < IOV_MAX
-        && (batch.length === 0 || (bytes + segments[i].len <= BATCH_BYTES
-          && segments[i].offset === batch[0].offset + bytes))) {
+      while (i < segments.length && batch.length < IOV_MAX && bytes + segments[i].len <= BATCH_BYTES
+        && (batch.length === 0 || segments[i].offset === batch[0].offset + bytes)) {
         batch.push(segments[i]);
         bytes += segments[i].len;
         i++;
@@ -358,15 +356,30 @@ export async function restorePages(remote: RemoteThread, vmas: VmaRecord[], read
     }
     const buffers: Buffer[] = [];
     const readBatch = (k: number) => {
-      const b = batches[k];
-      buffers[k % 2] ??= Buffer.allocUnsafeSlow(Math.max(BATCH_BYTES, b.bytes));
-      const into = buffers[k % 2].length >= b.bytes ? buffers[k % 2] : Buffer.allocUnsafeSlow(b.bytes);
-      return reader.readRange(b.segments[0].offset, b.bytes, into);
+      buffers[k % 2] ??= Buffer.allocUnsafeSlow(BATCH_BYTES);
+      return reader.readRange(batches[k].segments[0].offset, batches[k].bytes, buffers[k % 2]);
+    };
+    // The process populates the memory of the next batch (one madvise per big run, in bulk:
+    // faulting fresh pages one by one is slow) while ckpt writes this one.
+    const populateRanges = (k: number) => batches[k].segments.filter((s) => s.writable && s.len >= POPULATE_MIN);
+    let populating: Segment[] = [];
+    const startPopulate = (k: number) => {
+      populating = k < batches.length ? populateRanges(k) : [];
+      if (populating.length > 0) remote.start('madvise', populating[0].addr, populating[0].len, MADV_POPULATE_WRITE);
+    };
+    const finishPopulate = () => {
+      if (populating.length === 0) return;
+      remote.tryFinish(); // best effort: a range that cannot be populated is faulted by the copy
+      for (const s of populating.slice(1)) remote.tryCall('madvise', s.addr, s.len, MADV_POPULATE_WRITE);
+      populating = [];
     };
     let next = batches.length > 0 ? readBatch(0) : undefined;
+    startPopulate(0);
     for (let k = 0; k < batches.length; k++) {
       const buf = await next!;
       next = k + 1 < batches.length ? readBatch(k + 1) : undefined;
+      finishPopulate();
+      startPopulate(k + 1);
       let off = 0;
       let vmRanges: RemoteRange[] = [];
       let vmStart = 0;
@@ -391,6 +404,7 @@ export async function restorePages(remote: RemoteThread, vmas: VmaRecord[], read
       done += batches[k].bytes;
       progress(done, total);
     }
+    finishPopulate();
   } finally {
     mem.close();
   }
@@ -399,7 +413,10 @@ export async function restorePages(remote: RemoteThread, vmas: VmaRecord[], read
 
 interface Segment { addr: bigint; len: number; offset: number; writable: boolean }
 
-/** Data entries of the pagemap cut at VMA boundaries, each with its place in the pages file. */
+/**
+ * Data entries of the pagemap cut at VMA boundaries and into pieces of at most a batch, each
+ * with its place in the pages file.
+ */
 function splitByVma(entries: readonly PageEntry[], vmas: VmaRecord[], writableFirst: Set<string>): Segment[] {
   const bounds = vmas.map((v) => ({
     start: parseHex(v.start), end: parseHex(v.end), writable: v.perms[1] === 'w' || writableFirst.has(v.start),
@@ -416,7 +433,8 @@ function splitByVma(entries: readonly PageEntry[], vmas: VmaRecord[], writableFi
       if (vi === bounds.length || bounds[vi].start > addr) vi = bounds.findIndex((b) => b.start <= addr && addr < b.end);
       if (vi < 0) throw new Error(`image has pages at ${hex(addr)} outside every mapping`);
       const b = bounds[vi];
-      const segEnd = end < b.end ? end : b.end;
+      let segEnd = end < b.end ? end : b.end;
+      if (segEnd - addr > BigInt(BATCH_BYTES)) segEnd = addr + BigInt(BATCH_BYTES);
       const len = Number(segEnd - addr);
       out.push({ addr, len, offset, writable: b.writable });
       offset += len;

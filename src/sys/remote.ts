@@ -31,6 +31,8 @@ export class RemoteThread {
   readonly savedMask: bigint;
   readonly events: RemoteEvent[] = [];
   private regs: Regs;
+  /** The syscall start() began and finish() has not collected yet. */
+  private running: SyscallName | undefined;
 
   /**
    * @param tid a thread in a ptrace stop, seized with PTRACE_O_TRACESYSGOOD
@@ -45,16 +47,42 @@ export class RemoteThread {
 
   /** Runs syscall `name` with args; returns the raw result (negative: -errno). */
   tryCall(name: SyscallName, ...args: (bigint | number)[]): bigint {
+    this.start(name, ...args);
+    return this.tryFinish();
+  }
+
+  /**
+   * Starts syscall `name` and returns while the thread runs it, so that ckpt can work
+   * meanwhile (e.g. copy memory while the process populates the next range); finish() waits.
+   */
+  start(name: SyscallName, ...args: (bigint | number)[]): void {
+    if (this.running) throw new Error(`remote ${name} in ${this.tid}: ${this.running} is still running`);
     const regs: Regs = { ...this.regs };
     regs[arch.result] = BigInt(arch.nr[name]);
     regs[arch.syscallNr] = MINUS_ONE;
     regs[arch.pc] = this.gadget;
     arch.args.forEach((r, i) => { regs[r] = BigInt.asUintN(64, BigInt(args[i] ?? 0)); });
     pt.setRegs(this.tid, regs);
-    this.step(name, 'enter');
-    this.step(name, 'exit');
+    this.running = name;
+    pt.resumeToSyscall(this.tid);
+    this.awaitSyscallStop('enter');
+    pt.resumeToSyscall(this.tid);
+  }
+
+  /** Waits for the syscall start() began; returns its raw result (negative: -errno). */
+  tryFinish(): bigint {
+    this.awaitSyscallStop('exit');
+    this.running = undefined;
     this.regs = pt.getRegs(this.tid);
     return BigInt.asIntN(64, this.regs[arch.result]);
+  }
+
+  /** Like tryFinish(), but throws RemoteSyscallError on failure. */
+  finish(): bigint {
+    const name = this.running ?? 'syscall';
+    const r = this.tryFinish();
+    if (r < 0n && r > -4096n) throw new RemoteSyscallError(name, this.tid, Number(-r));
+    return r;
   }
 
   /** Runs syscall `name`; throws RemoteSyscallError on failure. */
@@ -64,18 +92,17 @@ export class RemoteThread {
     return r;
   }
 
-  private step(name: string, phase: string): void {
+  private awaitSyscallStop(phase: string): void {
     for (;;) {
-      pt.resumeToSyscall(this.tid);
       const st = pt.wait(this.tid)!;
       if (st.syscallStop) return;
       if (st.stopped && st.event !== 0 && st.event !== pt.PTRACE_EVENT.STOP) {
         // fork/clone/exec events arrive inside the syscall; the syscall-exit stop follows.
         this.events.push({ event: st.event, message: pt.getEventMsg(this.tid) });
-        continue;
+      } else if (!(st.stopped && st.event === pt.PTRACE_EVENT.STOP)) {
+        throw new Error(`remote ${this.running} in ${this.tid}: unexpected ${describe(st)} at syscall ${phase}`);
       }
-      if (st.stopped && st.event === pt.PTRACE_EVENT.STOP) continue;
-      throw new Error(`remote ${name} in ${this.tid}: unexpected ${describe(st)} at syscall ${phase}`);
+      pt.resumeToSyscall(this.tid);
     }
   }
 
