@@ -3,6 +3,7 @@
 // address space, memory, files, then signals, timers, limits, and credentials last.
 import fs from 'node:fs';
 import { hostArch } from '../sys/arch/index.js';
+import { CLONE, remoteClone3 } from '../sys/clone.js';
 import { ProcMem } from '../sys/memory.js';
 import { readMaps, readStat, type MapEntry } from '../sys/proc.js';
 import * as pt from '../sys/ptrace.js';
@@ -129,10 +130,7 @@ async function pidFree(pid: number): Promise<string | null> {
   }
 }
 
-const CLONE_PARENT = 0x8000;
-const CLONE_FILES = 0x400;
 const SIGCHLD = 17;
-const CLONE_ARGS_SIZE = 88;
 const PROT_RW = 3;
 const PROT_RX = 5;
 const MAP_PRIVATE_ANON_FIXED_NOREPLACE = 0x02 | 0x20 | 0x100000;
@@ -153,16 +151,8 @@ function freeRange(len: bigint, taken: Array<{ start: bigint; end: bigint }>): b
 
 /** clone3 with set_tid run by `parent`: the new process (stopped, traced) gets PID `pid`. */
 function cloneWithPid(parent: RemoteThread, scratch: RemoteScratch, pid: number, flags: number): void {
-  const setTid = Buffer.alloc(8);
-  setTid.writeInt32LE(pid, 0);
-  const tidAddr = scratch.put(setTid, CLONE_ARGS_SIZE);
-  const args = Buffer.alloc(CLONE_ARGS_SIZE);
-  args.writeBigUInt64LE(BigInt(flags), 0);
   // With CLONE_PARENT the child gets the caller's exit signal; clone3 wants 0 then.
-  args.writeBigUInt64LE(BigInt(flags & CLONE_PARENT ? 0 : SIGCHLD), 32);
-  args.writeBigUInt64LE(tidAddr, 64);
-  args.writeBigUInt64LE(1n, 72);
-  const r = parent.tryCall('clone3', scratch.put(args, 0), CLONE_ARGS_SIZE);
+  const r = remoteClone3(parent, scratch, flags, flags & CLONE.PARENT ? 0 : SIGCHLD, pid);
   if (r < 0n) throw new RestoreError(pidHolder(pid) ?? `cannot create process ${pid}: clone3 failed with errno ${-r}`);
   const child = pt.wait(pid)!;
   if (!(child.stopped && child.event === pt.PTRACE_EVENT.STOP)) throw new RestoreError(`new process ${pid}: ${describe(child)}`);
@@ -182,7 +172,7 @@ function createRoot(pid: number): void {
       const gadget = vdso && findSyscallInsn(mem, vdso.start, vdso.end);
       if (gadget === undefined) throw new RestoreError('this kernel maps no vDSO with a syscall instruction');
       const remote = new RemoteThread(stub, gadget);
-      cloneWithPid(remote, RemoteScratch.map(remote, mem), pid, CLONE_PARENT);
+      cloneWithPid(remote, RemoteScratch.map(remote, mem), pid, CLONE.PARENT);
     } finally {
       mem.close();
     }
@@ -244,7 +234,7 @@ export async function restoreProcess(opts: RestoreOptions): Promise<{ pid: numbe
       else {
         const parent = built.find((b) => b.pid === p.ppid);
         if (!parent) throw new RestoreError(`process ${p.pid}: its parent ${p.ppid} is not in the image`);
-        cloneWithPid(parent.remote, parent.scratch, p.pid, p.files_shared ? CLONE_FILES : 0);
+        cloneWithPid(parent.remote, parent.scratch, p.pid, p.files_shared ? CLONE.FILES : 0);
       }
       const b = takeOver(p.pid, imageRanges, built.length === 0, p.files_shared === true);
       b.image = img.processes.find((x) => x.pid === p.pid);

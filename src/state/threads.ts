@@ -3,6 +3,7 @@
 import { hostArch, type Regs } from '../sys/arch/index.js';
 import * as pt from '../sys/ptrace.js';
 import { RemoteThread, type RemoteScratch } from '../sys/remote.js';
+import { CLONE, remoteClone3 } from '../sys/clone.js';
 import { syscall } from '../sys/libc.js';
 import { hex, parseHex } from '../image/hex.js';
 
@@ -110,27 +111,14 @@ export function setFinalRegisters(tid: number, rec: ThreadRecord, xstate: Buffer
   pt.setRegs(tid, arch.restartRegs(recordRegs(rec)));
 }
 
-const CLONE_VM = 0x100;
-const CLONE_FS = 0x200;
-const CLONE_FILES = 0x400;
-const CLONE_SIGHAND = 0x800;
-const CLONE_THREAD = 0x10000;
-const CLONE_SYSVSEM = 0x40000;
-const CLONE_ARGS_SIZE = 88;
-
 /**
  * Creates thread `tid` in the process of `leader` (remote clone3 with CLONE_THREAD and set_tid).
  * It is born traced and stopped, before running any instruction; its registers are set later.
  */
 export function createThread(leader: RemoteThread, scratch: RemoteScratch, tid: number): RemoteThread {
-  const setTid = Buffer.alloc(8);
-  setTid.writeInt32LE(tid, 0);
-  const args = Buffer.alloc(CLONE_ARGS_SIZE);
-  args.writeBigUInt64LE(BigInt(CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM), 0);
-  args.writeBigUInt64LE(scratch.put(setTid, 128), 64);
-  args.writeBigUInt64LE(1n, 72);
-  const got = Number(leader.call('clone3', scratch.put(args, 0), CLONE_ARGS_SIZE));
-  if (got !== tid) throw new Error(`thread ${tid} came back as ${got}`);
+  const flags = CLONE.VM | CLONE.FS | CLONE.FILES | CLONE.SIGHAND | CLONE.THREAD | CLONE.SYSVSEM;
+  const got = Number(remoteClone3(leader, scratch, flags, 0, tid));
+  if (got !== tid) throw new Error(got < 0 ? `cannot create thread ${tid}: clone3 failed with errno ${-got}` : `thread ${tid} came back as ${got}`);
   const st = pt.wait(tid)!;
   if (!(st.stopped && st.event === pt.PTRACE_EVENT.STOP)) throw new Error(`new thread ${tid} did not stop as expected`);
   return new RemoteThread(tid, leader.gadget);

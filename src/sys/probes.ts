@@ -9,6 +9,7 @@ import * as pt from './ptrace.js';
 import { findSyscallInsn, RemoteScratch, RemoteThread } from './remote.js';
 import { ProcMem, readRanges } from './memory.js';
 import { spawnStub } from './stub.js';
+import { remoteClone3 } from './clone.js';
 
 export interface ProbeResult {
   feature: string;
@@ -90,12 +91,7 @@ function probeStub(): { seize: string; cloneSetTid: string } {
       const max = Number(fs.readFileSync('/proc/sys/kernel/pid_max', 'utf8'));
       let want = stub + 1000;
       while (fs.existsSync(`/proc/${want}`) && want < max) want++;
-      const tid = Buffer.alloc(8);
-      tid.writeInt32LE(want, 0);
-      const args = Buffer.alloc(88);
-      args.writeBigUInt64LE(scratch.put(tid, 128), 64);
-      args.writeBigUInt64LE(1n, 72);
-      const r = remote.tryCall('clone3', scratch.put(args), 88);
+      const r = remoteClone3(remote, scratch, 0, 17 /* SIGCHLD */, want);
       if (r < 0n) return { seize: 'ok', cloneSetTid: `failed: errno ${-r}` };
       try { process.kill(Number(r), 'SIGKILL'); } catch { /* gone */ }
       pt.tryWait(Number(r));

@@ -4,7 +4,7 @@
 // nothing away. A FIFO is the same pipe reached through a path.
 import fs from 'node:fs';
 import { closeFd, fcntl, F_GETPIPE_SZ, F_SETFL, F_SETPIPE_SZ, pipe, tee } from '../../sys/files.js';
-import { O_CLOEXEC, type FileKind, type FileRecordBase } from './types.js';
+import { O_CLOEXEC, type FileDumpContext, type FileKind, type FileRecordBase, type FileRestoreContext } from './types.js';
 
 const O_ACCMODE = 3;
 const O_WRONLY = 1;
@@ -17,7 +17,7 @@ export interface PipeFileRecord extends FileRecordBase {
   end: 'read' | 'write';
   flags: number;
   /** Set on the first end of each pipe: capacity and queued bytes. */
-  state?: { size: number; data: string | null };
+  state?: PipeState;
 }
 
 interface RestoredPipe { read: number; write: number }
@@ -40,6 +40,30 @@ function queuedBytes(pid: number, fd: number, size: number): Buffer {
   }
 }
 
+interface PipeState { size: number; data: string | null }
+
+/** Capacity and queued bytes of the pipe behind /proc/PID/fd/N, the bytes saved as blob `name`. */
+async function savePipeState(ctx: FileDumpContext, name: string): Promise<PipeState> {
+  const probe = fs.openSync(`/proc/${ctx.pid}/fd/${ctx.fd}`, fs.constants.O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  let size: number;
+  try {
+    size = fcntl(probe, F_GETPIPE_SZ);
+  } finally {
+    fs.closeSync(probe);
+  }
+  const data = queuedBytes(ctx.pid, ctx.fd, size);
+  return { size, data: data.length ? await ctx.saveBlob(name, data) : null };
+}
+
+/** Gives a new pipe (through its write end) the saved capacity and queued bytes. */
+async function restorePipeState(ctx: FileRestoreContext, writeEnd: number, state: PipeState): Promise<void> {
+  fcntl(writeEnd, F_SETPIPE_SZ, state.size);
+  if (!state.data) return;
+  const data = await ctx.blob(state.data);
+  let done = 0;
+  while (done < data.length) done += fs.writeSync(writeEnd, data, done, data.length - done);
+}
+
 export const pipes: FileKind<PipeFileRecord> = {
   kind: 'pipe',
 
@@ -55,15 +79,7 @@ export const pipes: FileKind<PipeFileRecord> = {
     const key = `pipe:${ino}`;
     if (!ctx.seen.has(key)) {
       ctx.seen.set(key, true);
-      const probe = fs.openSync(`/proc/${ctx.pid}/fd/${ctx.fd}`, fs.constants.O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-      let size: number;
-      try {
-        size = fcntl(probe, F_GETPIPE_SZ);
-      } finally {
-        fs.closeSync(probe);
-      }
-      const data = queuedBytes(ctx.pid, ctx.fd, size);
-      rec.state = { size, data: data.length ? await ctx.saveBlob(`pipe-${ino}.img`, data) : null };
+      rec.state = await savePipeState(ctx, `pipe-${ino}.img`);
     }
     return rec;
   },
@@ -76,14 +92,7 @@ export const pipes: FileKind<PipeFileRecord> = {
       p = { read, write };
       ctx.shared.set(key, p);
     }
-    if (rec.state) {
-      fcntl(p.write, F_SETPIPE_SZ, rec.state.size);
-      if (rec.state.data) {
-        const data = await ctx.blob(rec.state.data);
-        let done = 0;
-        while (done < data.length) done += fs.writeSync(p.write, data, done, data.length - done);
-      }
-    }
+    if (rec.state) await restorePipeState(ctx, p.write, rec.state);
     const fd = rec.end === 'read' ? p.read : p.write;
     fcntl(fd, F_SETFL, rec.flags & O_NONBLOCK);
     return fd;
@@ -96,7 +105,7 @@ export interface FifoFileRecord extends FileRecordBase {
   end: 'read' | 'write' | 'both';
   flags: number;
   /** Set on the first description of each FIFO met: capacity and queued bytes. */
-  state?: { size: number; data: string | null };
+  state?: PipeState;
 }
 
 const O_RDWR = 2;
@@ -119,15 +128,7 @@ export const fifos: FileKind<FifoFileRecord> = {
     const key = `fifo:${ctx.stat.dev}:${ctx.stat.ino}`;
     if (!ctx.seen.has(key)) {
       ctx.seen.set(key, true);
-      const probe = fs.openSync(`/proc/${ctx.pid}/fd/${ctx.fd}`, fs.constants.O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-      let size: number;
-      try {
-        size = fcntl(probe, F_GETPIPE_SZ);
-      } finally {
-        fs.closeSync(probe);
-      }
-      const data = queuedBytes(ctx.pid, ctx.fd, size);
-      rec.state = { size, data: data.length ? await ctx.saveBlob(`fifo-${ctx.stat.ino}.img`, data) : null };
+      rec.state = await savePipeState(ctx, `fifo-${ctx.stat.ino}.img`);
     }
     return rec;
   },
@@ -140,14 +141,7 @@ export const fifos: FileKind<FifoFileRecord> = {
       f = { holder: fs.openSync(rec.path, O_RDWR | O_NONBLOCK | O_CLOEXEC) };
       ctx.shared.set(key, f);
     }
-    if (rec.state) {
-      fcntl(f.holder, F_SETPIPE_SZ, rec.state.size);
-      if (rec.state.data) {
-        const data = await ctx.blob(rec.state.data);
-        let done = 0;
-        while (done < data.length) done += fs.writeSync(f.holder, data, done, data.length - done);
-      }
-    }
+    if (rec.state) await restorePipeState(ctx, f.holder, rec.state);
     const mode = rec.end === 'both' ? O_RDWR : rec.end === 'write' ? O_WRONLY : fs.constants.O_RDONLY;
     const fd = fs.openSync(rec.path, mode | O_NONBLOCK | O_CLOEXEC);
     fcntl(fd, F_SETFL, rec.flags & O_NONBLOCK);

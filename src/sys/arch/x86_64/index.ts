@@ -33,6 +33,15 @@ const EINTR = -4n;
 const U64 = (1n << 64n) - 1n;
 const signed = (v: bigint) => BigInt.asIntN(64, v);
 
+/** How a thread frozen inside a syscall would have it restarted by the kernel, if at all. */
+function interrupted(regs: Regs): 'restart' | 'restart-block' | null {
+  if (signed(regs.orig_rax) < 0) return null;
+  const rax = signed(regs.rax);
+  if (rax === ERESTARTSYS || rax === ERESTARTNOINTR || rax === ERESTARTNOHAND) return 'restart';
+  if (rax === ERESTART_RESTARTBLOCK) return 'restart-block';
+  return null;
+}
+
 export const x86_64: Arch = {
   name: 'x86_64',
   pageSize: 4096,
@@ -50,17 +59,15 @@ export const x86_64: Arch = {
 
   restartRegs(frozen: Regs): Regs {
     const regs = { ...frozen };
-    if (signed(regs.orig_rax) >= 0) {
-      const rax = signed(regs.rax);
-      if (rax === ERESTARTSYS || rax === ERESTARTNOINTR || rax === ERESTARTNOHAND) {
-        // Re-execute the syscall instruction with the original number.
-        regs.rip -= 2n;
-        regs.rax = regs.orig_rax;
-      } else if (rax === ERESTART_RESTARTBLOCK) {
-        // The kernel's restart block did not survive; a fresh process gets -EINTR, as after a
-        // signal handler (callers such as nanosleep loops see the remaining time).
-        regs.rax = EINTR & U64;
-      }
+    const how = interrupted(regs);
+    if (how === 'restart') {
+      // Re-execute the syscall instruction with the original number.
+      regs.rip -= 2n;
+      regs.rax = regs.orig_rax;
+    } else if (how === 'restart-block') {
+      // The kernel's restart block did not survive; a fresh process gets -EINTR, as after a
+      // signal handler (callers such as nanosleep loops see the remaining time).
+      regs.rax = EINTR & U64;
     }
     regs.orig_rax = U64; // -1: no syscall to restart any more
     return regs;
@@ -68,15 +75,10 @@ export const x86_64: Arch = {
 
   resumeRegs(frozen: Regs): Regs {
     const regs = { ...frozen };
-    if (signed(regs.orig_rax) >= 0) {
-      const rax = signed(regs.rax);
-      if (rax === ERESTARTSYS || rax === ERESTARTNOINTR || rax === ERESTARTNOHAND) {
-        regs.rip -= 2n;
-        regs.rax = regs.orig_rax;
-      } else if (rax === ERESTART_RESTARTBLOCK) {
-        regs.rip -= 2n;
-        regs.rax = BigInt(nr.restart_syscall);
-      }
+    const how = interrupted(regs);
+    if (how) {
+      regs.rip -= 2n;
+      regs.rax = how === 'restart' ? regs.orig_rax : BigInt(nr.restart_syscall);
     }
     return regs;
   },
