@@ -160,18 +160,28 @@ export class FrozenTree {
   kill(): void {
     this.thawed = true;
     FrozenTree.held.delete(this.root);
+    // Processes that are children of ckpt itself (a pipeline's spawn step) are left for their
+    // parent's bookkeeping to reap: reaping them here would leave libuv waiting on a PID that
+    // a restore may give to another process.
+    const ours = new Set([...this.processes.keys()].filter((pid) => {
+      try { return readStat(pid).ppid === process.pid; } catch { return false; }
+    }));
     for (const pid of this.processes.keys()) {
       try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
     }
     // Each traced thread reports its death to us first; until we take those reports a leader
     // cannot be reaped by its parent (and is itself reported last).
     for (const [pid, threads] of this.processes) {
-      for (const tid of [...threads.filter((t) => t !== pid), pid]) {
-        for (;;) {
-          const st = pt.tryWait(tid);
-          if (typeof st === 'number' || st.exited || st.signaled) break;
-        }
-      }
+      for (const tid of threads.filter((t) => t !== pid)) takeDeathReport(tid);
+      if (ours.has(pid)) pt.waitEndedNoReap(pid);
+      else takeDeathReport(pid);
     }
+  }
+}
+
+function takeDeathReport(tid: number): void {
+  for (;;) {
+    const st = pt.tryWait(tid);
+    if (typeof st === 'number' || st.exited || st.signaled) return;
   }
 }

@@ -78,6 +78,20 @@ export function tryWait(pid: number, noHang = false): WaitStatus | number {
   return decodeStatus(r, statusBuf.readInt32LE(0));
 }
 
+const NR_WAITID = 247;
+const P_PID = 1;
+const WEXITED = 4;
+const WNOWAIT = 0x01000000;
+
+/**
+ * Waits until process pid has ended, without reaping it: its parent (for a child of ours that
+ * Node's child_process started, libuv) still collects its status.
+ */
+export function waitEndedNoReap(pid: number): void {
+  const info = Buffer.alloc(128);
+  trySyscall(NR_WAITID, P_PID, pid, info, WEXITED | WNOWAIT | WALL, 0);
+}
+
 export function seize(tid: number, options: number): void {
   ptrace('SEIZE', PTRACE.SEIZE, tid, 0, options);
 }
