@@ -74,6 +74,9 @@ function describeFile(f: FileRecord): string {
     case 'device': return `device ${f.path} (${f.rdev}) flags 0${f.flags.toString(8)}`;
     case 'pipe': return `pipe ${f.pipe} ${f.end} end${f.state?.data ? ' (data saved)' : ''}`;
     case 'fifo': return `fifo ${f.path} ${f.end} end${f.state?.data ? ' (data saved)' : ''}`;
+    case 'eventfd': return `eventfd count ${f.count}${f.semaphore ? ' semaphore' : ''}`;
+    case 'signalfd': return `signalfd mask ${f.mask}`;
+    case 'timerfd': return `timerfd clock ${f.clock} interval ${f.interval[0]}s ${f.interval[1]}ns, next in ${f.value[0]}s ${f.value[1]}ns, ${f.ticks} unread`;
   }
 }
 

@@ -60,3 +60,41 @@ export function tee(from: number, to: number, len: number): number {
 export function closeFd(fd: number): void {
   trySyscall(NR.close, fd);
 }
+
+const NR_EVENTFD2 = 290;
+const NR_SIGNALFD4 = 289;
+const NR_TIMERFD_CREATE = 283;
+const NR_TIMERFD_SETTIME = 286;
+const NR_IOCTL = 16;
+const TFD_IOC_SET_TICKS = 0x40085400;
+
+/** A new eventfd in this process (flags: EFD_*; close-on-exec added). */
+export function eventfd(flags: number): number {
+  return syscall('eventfd2', NR_EVENTFD2, 0, flags | O_CLOEXEC);
+}
+
+/** A new signalfd for the signals of `mask` (flags: SFD_*; close-on-exec added). */
+export function signalfd(mask: bigint, flags: number): number {
+  const m = Buffer.alloc(8);
+  m.writeBigUInt64LE(mask, 0);
+  return syscall('signalfd4', NR_SIGNALFD4, -1, m, 8, flags | O_CLOEXEC);
+}
+
+/** A new timerfd on clock `clock` (flags: TFD_*; close-on-exec added). */
+export function timerfdCreate(clock: number, flags: number): number {
+  return syscall('timerfd_create', NR_TIMERFD_CREATE, clock, flags | O_CLOEXEC);
+}
+
+/** Arms a timerfd: first expiry after value, then every interval ([sec, nsec] each). */
+export function timerfdSettime(fd: number, interval: [number, number], value: [number, number]): void {
+  const spec = Buffer.alloc(32);
+  [interval[0], interval[1], value[0], value[1]].forEach((v, i) => spec.writeBigInt64LE(BigInt(v), i * 8));
+  syscall('timerfd_settime', NR_TIMERFD_SETTIME, fd, 0, spec, 0);
+}
+
+/** Sets the expirations a timerfd has counted and not yet been read (CONFIG_CHECKPOINT_RESTORE). */
+export function timerfdSetTicks(fd: number, ticks: bigint): void {
+  const t = Buffer.alloc(8);
+  t.writeBigUInt64LE(ticks, 0);
+  syscall('ioctl(TFD_IOC_SET_TICKS)', NR_IOCTL, fd, TFD_IOC_SET_TICKS, t);
+}

@@ -232,10 +232,7 @@ export function expectPrivate(t: Test, dir: string): void {
   t.ok(Object.keys(modes.files).includes('manifest.json'), 'the image has its manifest');
 }
 
-/**
- * The errors a dump of the `unsupported` fixture may stop with: its pipe (fd pipe_r is met
- * first) while pipes are unsupported, its eventfd once they are.
- */
+/** The error a dump of the `unsupported` fixture stops with: its unix socket, not supported yet. */
 export function unsupportedErrors(readyInfo: Record<string, string>, pid: number): string[] {
-  return [`unsupported fd ${readyInfo.pipe_r}: pipe in process ${pid}`, `unsupported fd ${readyInfo.eventfd}: eventfd in process ${pid}`];
+  return [`unsupported fd ${readyInfo.socket}: socket in process ${pid}`];
 }

@@ -11,14 +11,18 @@ import { trySyscall } from '../../sys/libc.js';
 import { listFds, readFdinfo, readFdLink } from '../../sys/proc.js';
 import type { RemoteThread } from '../../sys/remote.js';
 import { devices, type DeviceFileRecord } from './device.js';
+import { eventfds, type EventfdFileRecord } from './eventfd.js';
 import { fifos, pipes, type FifoFileRecord, type PipeFileRecord } from './pipe.js';
 import { regularFiles, type RegularFileRecord } from './regular.js';
+import { signalfds, type SignalfdFileRecord } from './signalfd.js';
+import { timerfds, type TimerfdFileRecord } from './timerfd.js';
 import { O_CLOEXEC, type FdEntry, type FileDumpContext, type FileKind, type FileRestoreContext } from './types.js';
 
 export type { FdEntry } from './types.js';
-export type FileRecord = RegularFileRecord | DeviceFileRecord | PipeFileRecord | FifoFileRecord;
+export type FileRecord = RegularFileRecord | DeviceFileRecord | PipeFileRecord | FifoFileRecord
+  | EventfdFileRecord | SignalfdFileRecord | TimerfdFileRecord;
 
-const KINDS: FileKind<any>[] = [regularFiles, devices, pipes, fifos];
+const KINDS: FileKind<any>[] = [regularFiles, devices, pipes, fifos, eventfds, signalfds, timerfds];
 
 const NR_KCMP = 312;
 const KCMP_FILE = 0;
