@@ -11,7 +11,9 @@ import { trySyscall } from '../../sys/libc.js';
 import { listFds, readFdinfo, readFdLink } from '../../sys/proc.js';
 import type { RemoteThread } from '../../sys/remote.js';
 import { devices, type DeviceFileRecord } from './device.js';
+import { epolls, type EpollFileRecord } from './epoll.js';
 import { eventfds, type EventfdFileRecord } from './eventfd.js';
+import { inetSockets, type InetFileRecord } from './inet.js';
 import { fifos, pipes, type FifoFileRecord, type PipeFileRecord } from './pipe.js';
 import { regularFiles, type RegularFileRecord } from './regular.js';
 import { signalfds, type SignalfdFileRecord } from './signalfd.js';
@@ -20,9 +22,9 @@ import { O_CLOEXEC, type FdEntry, type FileDumpContext, type FileKind, type File
 
 export type { FdEntry } from './types.js';
 export type FileRecord = RegularFileRecord | DeviceFileRecord | PipeFileRecord | FifoFileRecord
-  | EventfdFileRecord | SignalfdFileRecord | TimerfdFileRecord;
+  | EventfdFileRecord | SignalfdFileRecord | TimerfdFileRecord | EpollFileRecord | InetFileRecord;
 
-const KINDS: FileKind<any>[] = [regularFiles, devices, pipes, fifos, eventfds, signalfds, timerfds];
+const KINDS: FileKind<any>[] = [regularFiles, devices, pipes, fifos, eventfds, signalfds, timerfds, epolls, inetSockets];
 
 const NR_KCMP = 312;
 const KCMP_FILE = 0;
@@ -76,6 +78,13 @@ export class FileTable {
       this.holders.push({ pid, fd, dev: stat.dev, ino: stat.ino, id });
       out.push({ fd, cloexec, file: id });
     }
+    // An epoll names its targets by descriptor number: now that the table is known, by open file.
+    for (const f of this.files) {
+      if (f.kind !== 'epoll') continue;
+      for (const t of f.targets) {
+        if (t.file === undefined && out.some((e) => e.file === f.id)) t.file = out.find((e) => e.fd === t.tfd)?.file;
+      }
+    }
     return out;
   }
 }
@@ -87,7 +96,7 @@ export class FileOpener {
   private readonly ctx: FileRestoreContext;
 
   constructor(private readonly files: FileRecord[], blob: FileRestoreContext['blob']) {
-    this.ctx = { blob, addTemporary: (p) => this.temporaries.push(p), shared: new Map() };
+    this.ctx = { blob, addTemporary: (p) => this.temporaries.push(p), shared: new Map(), fdOf: (id) => this.fdOf(id) };
   }
 
   async fdOf(id: number): Promise<number> {

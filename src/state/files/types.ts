@@ -40,6 +40,8 @@ export interface FileRestoreContext {
   addTemporary(path: string): void;
   /** Per-restore memory of a kind (e.g. the pipe both ends come from). */
   shared: Map<string, unknown>;
+  /** ckpt's descriptor of another open file of the image (e.g. an epoll's target). */
+  fdOf(id: number): Promise<number>;
 }
 
 export interface FileKind<R extends FileRecordBase = FileRecordBase> {
