@@ -18,13 +18,14 @@ import { fifos, pipes, type FifoFileRecord, type PipeFileRecord } from './pipe.j
 import { regularFiles, type RegularFileRecord } from './regular.js';
 import { signalfds, type SignalfdFileRecord } from './signalfd.js';
 import { timerfds, type TimerfdFileRecord } from './timerfd.js';
+import { unixSocketFiles, type UnixFileRecord } from './unix.js';
 import { O_CLOEXEC, type FdEntry, type FileDumpContext, type FileKind, type FileRestoreContext } from './types.js';
 
 export type { FdEntry } from './types.js';
 export type FileRecord = RegularFileRecord | DeviceFileRecord | PipeFileRecord | FifoFileRecord
-  | EventfdFileRecord | SignalfdFileRecord | TimerfdFileRecord | EpollFileRecord | InetFileRecord;
+  | EventfdFileRecord | SignalfdFileRecord | TimerfdFileRecord | EpollFileRecord | InetFileRecord | UnixFileRecord;
 
-const KINDS: FileKind<any>[] = [regularFiles, devices, pipes, fifos, eventfds, signalfds, timerfds, epolls, inetSockets];
+const KINDS: FileKind<any>[] = [regularFiles, devices, pipes, fifos, eventfds, signalfds, timerfds, epolls, inetSockets, unixSocketFiles];
 
 const NR_KCMP = 312;
 const KCMP_FILE = 0;
