@@ -13,7 +13,7 @@ import { ImageReader } from '../image/index.js';
 import { parseHex } from '../image/hex.js';
 import { restoreCreds } from './creds.js';
 import type { CoreRecord, FdsImageRecord, FilesImageRecord, MmImageRecord, TreeRecord } from './dump.js';
-import { FileOpener, installFds } from './files/index.js';
+import { FileOpener, installFds, type FileRecord } from './files/index.js';
 import { restoreFs } from './fs.js';
 import { restoreLimits } from './limits.js';
 import { finalProtections, mapVmas, onceWritable, restorePages } from './memory.js';
@@ -257,7 +257,7 @@ export async function restoreProcess(opts: RestoreOptions): Promise<{ pid: numbe
 
     // 2. Each live process reshaped into its image.
     const sharedMemory = new Map<string, string>();
-    for (const b of built) if (b.image) await reshape(b, b.image, img.reader, opener, sharedMemory, warn, opts, stage);
+    for (const b of built) if (b.image) await reshape(b, b.image, img.reader, opener, img.files.files, sharedMemory, warn, opts, stage);
     opener.removeTemporaries();
 
     // 3. Let go: every thread gets its registers back; zombies exit with their status.
@@ -330,7 +330,7 @@ function takeOver(pid: number, imageRanges: Array<{ start: bigint; end: bigint }
 
 let trampolineAddress = 0n;
 
-async function reshape(b: Building, p: ProcessImage, reader: ImageReader, opener: FileOpener, sharedMemory: Map<string, string>,
+async function reshape(b: Building, p: ProcessImage, reader: ImageReader, opener: FileOpener, files: FileRecord[], sharedMemory: Map<string, string>,
   warn: (m: string) => void, opts: RestoreOptions, stage: { now: string }): Promise<void> {
   const { remote, mem, scratch, pid } = b;
   const { core, mm } = p;
@@ -351,6 +351,12 @@ async function reshape(b: Building, p: ProcessImage, reader: ImageReader, opener
     moveVdso(remote, mm.vdso, readMaps(pid), (len) => freeRange(len, taken));
   }
 
+  // A memfd both mapped and held as a descriptor is one object: map the one ckpt opens for the
+  // descriptor (through /proc/<ckpt>/fd/N), so both stay the same memfd.
+  for (const v of mm.vmas) {
+    const held = v.memfd ? files.find((f) => f.kind === 'memfd' && f.shmem_id === v.shmem_id) : undefined;
+    if (held && !sharedMemory.has(v.shmem_id!)) sharedMemory.set(v.shmem_id!, `/proc/${process.pid}/fd/${await opener.fdOf(held.id)}`);
+  }
   const pages = await reader.pages(pid);
   const writableFirst = onceWritable(mm.vmas, pages.entries);
   mapVmas(remote, mm.vmas, put, writableFirst, sharedMemory);

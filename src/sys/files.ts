@@ -98,3 +98,19 @@ export function timerfdSetTicks(fd: number, ticks: bigint): void {
   t.writeBigUInt64LE(ticks, 0);
   syscall('ioctl(TFD_IOC_SET_TICKS)', NR_IOCTL, fd, TFD_IOC_SET_TICKS, t);
 }
+
+const NR_MEMFD_CREATE = 319;
+const NR_FTRUNCATE = 77;
+export const F_ADD_SEALS = 1033;
+export const F_GET_SEALS = 1034;
+const MFD_CLOEXEC = 1;
+const MFD_ALLOW_SEALING = 2;
+
+/** A new memfd in this process, sealable, close-on-exec. */
+export function memfdCreate(name: string): number {
+  return syscall('memfd_create', NR_MEMFD_CREATE, Buffer.from(`${name}\0`), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+}
+
+export function ftruncate(fd: number, size: number): void {
+  syscall('ftruncate', NR_FTRUNCATE, fd, size);
+}

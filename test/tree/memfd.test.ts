@@ -34,3 +34,20 @@ t.test('memfd shared by parent and child survives dump and restore', async (t) =
   const values = tickValues(after, 'value');
   t.ok(values.length >= 3 && increasing(values), `values go on: ${values.join(' ')}`);
 });
+
+t.test('a memfd held as a descriptor and mapped is one object after restore', async (t) => {
+  const fx = await startFixture('memfdfd', [], { t });
+  const P = fx.pid;
+  t.teardown(() => killSession(P));
+  await fx.waitTicks(3);
+  const image = `${tmpdir(t)}/image`;
+  await dump(P, image);
+  await fx.exited;
+  t.equal(await restoreDetached(image), P, 'restored');
+  const fd = Number(fx.readyInfo.fd);
+  t.equal(fs.readlinkSync(`/proc/${P}/fd/${fd}`), '/memfd:ckpt-held (deleted)', 'the descriptor is the memfd, by name');
+  t.equal(inode(memfdLine(P)), String(fs.statSync(`/proc/${P}/fd/${fd}`).ino), 'the mapping is the same object');
+  const from = fx.lines().length;
+  await fx.waitTicks(4);
+  t.equal(fx.lines().slice(from).find((l) => l.startsWith('FAIL')), undefined, 'writes through the mapping read back through the descriptor; seals and offset kept');
+});
