@@ -78,6 +78,7 @@ function describeFile(f: FileRecord): string {
     case 'inet': return `${f.proto}${f.family === 6 ? '6' : ''} socket ${f.proto === 'tcp' ? 'listening' : 'bound'}${f.reuseaddr ? ' reuseaddr' : ''}${f.reuseport ? ' reuseport' : ''}`;
     case 'unix': return `unix socket pair ${f.ino} <-> ${f.peer} (type ${f.type})${f.queued ? `, ${Buffer.from(f.queued, 'base64').length} bytes queued` : ''}`;
     case 'memfd': return `memfd ${f.name} size ${f.size}${f.seals ? ` seals 0x${f.seals.toString(16)}` : ''} pos ${f.pos}`;
+    case 'pidfd': return `pidfd of process ${f.pid}`;
     case 'eventfd': return `eventfd count ${f.count}${f.semaphore ? ' semaphore' : ''}`;
     case 'signalfd': return `signalfd mask ${f.mask}`;
     case 'timerfd': return `timerfd clock ${f.clock} interval ${f.interval[0]}s ${f.interval[1]}ns, next in ${f.value[0]}s ${f.value[1]}ns, ${f.ticks} unread`;

@@ -160,3 +160,8 @@ export function send(fd: number, data: Buffer): void {
   const r = syscall('send', NR_NET.sendto, fd, data, data.length, 0, 0, 0);
   if (r !== data.length) throw new Error(`send: ${r} of ${data.length} bytes`);
 }
+
+/** A pidfd of process pid in this process (flags: PIDFD_NONBLOCK), close-on-exec as always. */
+export function pidfdOpen(pid: number, flags: number): number {
+  return syscall(`pidfd_open(${pid})`, NR.pidfd_open, pid, flags);
+}
