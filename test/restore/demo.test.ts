@@ -21,7 +21,7 @@ t.test('the demo dumps and restores its workload, which counts on, and cleans up
     // Only on failure is there anything left to remove.
     if (typeof scratch === 'string' && scratch.startsWith('/tmp/ckpt-demo.')) fs.rmSync(scratch, { recursive: true, force: true });
   });
-  t.equal(run.code, 0, `ckpt run pipelines/demo.yaml\n${run.stderr}`);
+  t.equal(run.code, 0, `ckpt run pipelines/demo.yaml (${run.signal ?? 'no signal'}, ${run.ms.toFixed(0)} ms)\n${run.stderr}`);
   t.match(events.at(-1), { event: 'pipeline-end', status: 'ok', exit_code: 0 });
   t.ok(ends.every((e) => e.status === 'ok'), `every step ran ok: ${ends.map((e) => `${e.kind}:${e.status}`).join(' ')}`);
   t.ok(ends.some((e) => e.kind === 'dump') && ends.some((e) => e.kind === 'restore'), 'it dumps and restores');

@@ -145,7 +145,7 @@ t.test('signals: an interval timer that expired while the process was frozen kee
     '',
   ].join('\n'));
   const run = await ckpt(['run', pipeline]);
-  t.equal(run.code, 0, `ckpt run freeze-dump.yaml: ${run.stderr}`);
+  t.equal(run.code, 0, `ckpt run freeze-dump.yaml (${run.signal ?? 'no signal'}): ${run.stderr}`);
   t.same(await fx.exited, { code: null, signal: 9 }, 'the dump ended the original');
   const alarmsBefore = tickValues(fx.lines(), 'alarms').pop()!;
   const { pid } = await restoreDetached(`${dir}/image`);

@@ -22,11 +22,18 @@ function userEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_OPTIONS' && !k.startsWith('_TAPJS_')));
 }
 
-/** Runs `node bin/ckpt.js ...args` to its end. `onSpawn` sees the ckpt process while it runs. */
+/** How long one ckpt command may take before it is SIGKILLed (a hung ckpt may not heed SIGTERM). */
+export const CKPT_TIMEOUT_MS = 60_000;
+
+/**
+ * Runs `node bin/ckpt.js ...args` to its end, or SIGKILLs it after CKPT_TIMEOUT_MS (then
+ * `signal` is SIGKILL). `onSpawn` sees the ckpt process while it runs.
+ */
 export function ckpt(args: string[], onSpawn?: (child: ChildProcess) => void): Promise<CliRun> {
   const start = performance.now();
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [bin, ...args], { cwd: packageRoot, env: userEnv(), maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+    const options = { cwd: packageRoot, env: userEnv(), maxBuffer: 16 << 20, timeout: CKPT_TIMEOUT_MS, killSignal: 'SIGKILL' as const };
+    const child = execFile(process.execPath, [bin, ...args], options, (err, stdout, stderr) => {
       const e = err as (Error & { code?: unknown; signal?: NodeJS.Signals | null }) | null;
       resolve({
         code: e ? (typeof e.code === 'number' ? e.code : null) : 0,
@@ -40,7 +47,8 @@ export function ckpt(args: string[], onSpawn?: (child: ChildProcess) => void): P
   });
 }
 
-const show = (r: CliRun) => `exit ${r.code ?? r.signal}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
+const show = (r: CliRun) =>
+  `${r.signal === 'SIGKILL' ? `killed after ${CKPT_TIMEOUT_MS} ms` : `exit ${r.code ?? r.signal}`}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}`;
 
 /** `ckpt dump -t PID -D DIR`; throws with ckpt's output unless it succeeds. */
 export async function dump(pid: number, dir: string, extra: string[] = []): Promise<CliRun> {
