@@ -4,21 +4,11 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import t from 'tap';
-import { makeSubreaper, reapPid, tmpdir, trackChildProcess } from '../helpers/index.js';
+import { freePort, makeSubreaper, reapPid, tmpdir, trackChildProcess } from '../helpers/index.js';
 import { dump, restoreDetached } from '../tree/util.js';
 
 makeSubreaper();
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    }).on('error', reject);
-  });
-}
 
 function get(port: number): Promise<string> {
   return new Promise((resolve, reject) => {

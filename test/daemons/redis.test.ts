@@ -2,10 +2,9 @@
 // threads) holding 1000 keys is dumped and restored, still holds them, answers on its port and
 // accepts writes. .ci/run installs Debian's redis-server.
 import { execFile, spawn } from 'node:child_process';
-import net from 'node:net';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { makeSubreaper, reapPid, tmpdir, trackChildProcess } from '../helpers/index.js';
+import { freePort, makeSubreaper, reapPid, tmpdir, trackChildProcess } from '../helpers/index.js';
 import { dump, restoreDetached } from '../tree/util.js';
 
 makeSubreaper();
@@ -14,15 +13,6 @@ const run = promisify(execFile);
 async function redis(port: number, ...args: string[]): Promise<string> {
   const { stdout } = await run('redis-cli', ['-p', String(port), ...args]);
   return stdout.trim();
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    }).on('error', reject);
-  });
 }
 
 async function waitForPort(port: number, ms = 10000): Promise<void> {

@@ -4,3 +4,4 @@ export { startFixture, type FixtureProcess, type StartOptions } from './fixtures
 export { killAndReap, makeSubreaper, reapPid, trackChildProcess, type ExitStatus } from './reap.js';
 export { procSnapshot, type ProcSnapshot } from './snapshot.js';
 export { tmpdir, type Teardown } from './tmpdir.js';
+export { freePort } from './net.js';
