@@ -39,8 +39,11 @@ export const timerfds: FileKind<TimerfdFileRecord> = {
   async open(_ctx, rec) {
     const fd = timerfdCreate(rec.clock, rec.flags & O_NONBLOCK);
     const armed = rec.value[0] !== 0 || rec.value[1] !== 0;
+    const periodic = rec.interval[0] !== 0 || rec.interval[1] !== 0;
     // Armed with the time that was left: it fires when it would have, counted from the restore.
-    if (armed) timerfdSettime(fd, rec.interval, rec.value);
+    // A periodic timer that expired and was not read yet shows 0 left (the kernel re-arms it on
+    // the read): it is armed for one interval instead, its unread expirations set below.
+    if (armed || periodic) timerfdSettime(fd, rec.interval, armed ? rec.value : rec.interval);
     if (BigInt(rec.ticks) > 0n) timerfdSetTicks(fd, BigInt(rec.ticks));
     return fd;
   },
