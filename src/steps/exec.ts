@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import { StepError } from '../runner/errors.js';
 import type { StepDefinition } from '../runner/types.js';
-import { commandEnv, runShell, shortCommand } from './shell.js';
+import { commandEnv, commandProperties, runShell, shortCommand } from './shell.js';
 
 export interface ExecParams {
   run: string;
@@ -18,13 +18,7 @@ const exec: StepDefinition<ExecParams> = {
   schema: {
     type: 'object',
     properties: {
-      run: { type: 'string', minLength: 1, description: 'Command, run with /bin/sh -c.' },
-      cwd: { type: 'string', description: "Working directory; relative to the pipeline file's directory." },
-      env: {
-        type: 'object',
-        additionalProperties: { type: ['string', 'number', 'boolean'] },
-        description: "Environment variables added to ckpt's own.",
-      },
+      ...commandProperties,
       'expect-exit': { type: 'integer', default: 0, description: 'Exit code that counts as success.' },
       rollback: {
         type: 'string',

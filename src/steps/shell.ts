@@ -11,6 +11,17 @@ const DRAIN_MS = 200;
 
 export type Env = Record<string, string | undefined>;
 
+/** The schema properties of a step that runs a shell command: run, cwd, env. */
+export const commandProperties = {
+  run: { type: 'string', minLength: 1, description: 'Command, run with /bin/sh -c.' },
+  cwd: { type: 'string', description: "Working directory; relative to the pipeline file's directory." },
+  env: {
+    type: 'object',
+    additionalProperties: { type: ['string', 'number', 'boolean'] },
+    description: "Environment variables added to ckpt's own.",
+  },
+} as const;
+
 /** process.env plus the step's `env:`, whose values may be numbers or booleans in YAML. */
 export function commandEnv(extra: Record<string, unknown> | undefined): Env {
   const env: Env = { ...process.env };

@@ -5,7 +5,7 @@ import { closeSync, openSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { StepError } from '../runner/errors.js';
 import type { StepDefinition } from '../runner/types.js';
-import { checkDirectory, commandEnv, shortCommand, stopGroup } from './shell.js';
+import { checkDirectory, commandEnv, commandProperties, shortCommand, stopGroup } from './shell.js';
 
 export interface SpawnParams {
   run: string;
@@ -21,13 +21,7 @@ const spawn: StepDefinition<SpawnParams> = {
   schema: {
     type: 'object',
     properties: {
-      run: { type: 'string', minLength: 1, description: 'Command, run with /bin/sh -c.' },
-      cwd: { type: 'string', description: "Working directory; relative to the pipeline file's directory." },
-      env: {
-        type: 'object',
-        additionalProperties: { type: ['string', 'number', 'boolean'] },
-        description: "Environment variables added to ckpt's own.",
-      },
+      ...commandProperties,
       stdout: { type: 'string', minLength: 1, description: 'File that receives its stdout (truncated first); default: discarded.' },
       stderr: { type: 'string', minLength: 1, description: 'File that receives its stderr; may be the stdout file.' },
     },
