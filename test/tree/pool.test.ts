@@ -1,11 +1,12 @@
 // python3 with a ThreadPoolExecutor (test/tree/pool.py) dumped in the middle of its work and
 // restored: it finishes, every task done exactly once, with the result computed here too.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { killAndReap, makeSubreaper, packageRoot, reapPid, tmpdir, trackChildProcess } from '../helpers/index.js';
+import { makeSubreaper, packageRoot, reapPid, tmpdir } from '../helpers/index.js';
+import { startProgram } from '../restore/util.js';
 import { dump, restoreDetached, taskIds } from './util.js';
 
 makeSubreaper();
@@ -39,15 +40,6 @@ async function waitFor(file: string, pred: (lines: string[]) => boolean, timeout
   }
 }
 
-function ppidOf(pid: number): number | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  } catch {
-    return undefined;
-  }
-}
-
 const doneLines = (l: string[]) => l.filter((x) => x.startsWith('done '));
 
 t.test('python3 ThreadPoolExecutor dumped mid-work finishes correctly after restore', async (t) => {
@@ -55,17 +47,7 @@ t.test('python3 ThreadPoolExecutor dumped mid-work finishes correctly after rest
   const python = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
   const dir = tmpdir(t);
   const log = path.join(dir, 'pool.log');
-  const child = spawn(python, ['-B', script, log, String(TASKS)], { cwd: dir, detached: true, stdio: 'ignore' });
-  const pid = child.pid!;
-  const exited = trackChildProcess(child);
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    } else if (ppidOf(pid) === process.pid) {
-      await killAndReap(pid); // a restored incarnation still running: ours (subreaper)
-    }
-  });
+  const { pid, exited } = startProgram(t, python, ['-B', script, log, String(TASKS)], dir);
 
   await waitFor(log, (l) => doneLines(l).length >= 10, 10000, '10 tasks done');
   t.equal(lines(log)[0], `ready pid=${pid} tasks=${TASKS} workers=4`);
