@@ -1,11 +1,24 @@
 // Restoring a tree whose PIDs are taken: without --pid-ns restore refuses with the PID and its
 // holder and leaves the holders alone; with --pid-ns it restores in a new PID namespace.
 import fs from 'node:fs';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { makeSubreaper, reapPid, startFixture, tmpdir } from '../helpers/index.js';
 import { cli, consecutive, dump, increasing, killSession, sessionPids, sessionPs, tickNumbers, tickValues } from './util.js';
 
 makeSubreaper();
+
+/** The tree fixture, dumped with --leave-running: its PIDs stay taken. */
+async function treeDumpedRunning(t: Test) {
+  const fx = await startFixture('tree', [], { t });
+  const P = fx.pid;
+  t.teardown(() => killSession(P));
+  const [A, B, G, Z] = (['a', 'b', 'g', 'z'] as const).map((k) => Number(fx.readyInfo[k])) as [number, number, number, number];
+  await fx.waitTicks(3);
+  const image = `${tmpdir(t)}/image`;
+  await dump(P, image, ['--leave-running']);
+  return { fx, P, A, B, G, Z, image };
+}
+
 
 t.test('the root PID is in use: restore names it and its holder; the running tree is untouched', async (t) => {
   const fx = await startFixture('tree', [], { t });
@@ -35,13 +48,7 @@ t.test('the root PID is in use: restore names it and its holder; the running tre
 });
 
 t.test('only a child PID is in use: restore names that one, and builds nothing', async (t) => {
-  const fx = await startFixture('tree', [], { t });
-  const P = fx.pid;
-  t.teardown(() => killSession(P));
-  const [A, B, G, Z] = (['a', 'b', 'g', 'z'] as const).map((k) => Number(fx.readyInfo[k]));
-  await fx.waitTicks(3);
-  const image = `${tmpdir(t)}/image`;
-  await dump(P, image, ['--leave-running']);
+  const { fx, P, A, B, G, Z, image } = await treeDumpedRunning(t);
 
   // The root, A and G go (and the zombie with the root); B, in its own group, runs on, now a
   // child of this test, holding its PID.
@@ -71,13 +78,7 @@ function nsIds(hostPid: number): { pid: number; pgid: number; sid: number; ppid:
 }
 
 t.test('--pid-ns: with its PIDs taken, the tree is restored in a new PID namespace with its own PIDs', async (t) => {
-  const fx = await startFixture('tree', [], { t });
-  const P = fx.pid;
-  t.teardown(() => killSession(P));
-  const [A, B, G, Z] = (['a', 'b', 'g', 'z'] as const).map((k) => Number(fx.readyInfo[k]));
-  await fx.waitTicks(3);
-  const image = `${tmpdir(t)}/image`;
-  await dump(P, image, ['--leave-running']);
+  const { fx, P, A, B, G, Z, image } = await treeDumpedRunning(t);
 
   const r = await cli(['restore', '-D', image, '--pid-ns', '--json']);
   t.equal(r.code, 0, `restore --pid-ns succeeds: ${r.stderr.trim()}`);
