@@ -2,8 +2,7 @@
 // made anew in ckpt at restore (bound, listening) and handed over like any descriptor.
 // Established TCP connections are not this module's: the dump refuses them, naming them.
 import fs from 'node:fs';
-import { fcntl, F_SETFL } from '../../sys/files.js';
-import { closeFd } from '../../sys/files.js';
+import { closeFd, fcntl, F_SETFL } from '../../sys/files.js';
 import {
   bind, getsockname, getsockoptInt, IPPROTO_IPV6, IPV6_V6ONLY, listen, pullFd, setsockoptInt, SO, socket, SOL_SOCKET,
 } from '../../sys/sockets.js';
