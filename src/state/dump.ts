@@ -76,7 +76,7 @@ export async function dumpProcess(opts: DumpOptions): Promise<DumpResult> {
   try {
     signal?.throwIfAborted();
     image = await ImageWriter.create(opts.dir);
-    const files = new FileTable(async (name, data) => { await image!.writeBlob(name, data); return name; });
+    const files = new FileTable(async (name, data) => { await image!.writeBlob(name, data); return name; }, [...frozen.processes.keys()]);
     const tree: TreeRecord = { $format: 1, root, processes: [] };
     let pages = 0;
     let bytes = 0;

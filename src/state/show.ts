@@ -3,6 +3,7 @@
 import { ImageReader, type Manifest, parseHex } from '../image/index.js';
 import type { CoreRecord, FdsImageRecord, FilesImageRecord, MmImageRecord, TreeRecord } from './dump.js';
 import type { FdEntry, FileRecord } from './files/index.js';
+import { describeUnixFile } from './files/unix.js';
 
 const PAGE = 4096n;
 
@@ -76,7 +77,7 @@ function describeFile(f: FileRecord): string {
     case 'fifo': return `fifo ${f.path} ${f.end} end${f.state?.data ? ' (data saved)' : ''}`;
     case 'epoll': return `epoll watching ${f.targets.map((t) => `fd ${t.tfd} [${t.file ?? '?'}] events 0x${t.events.toString(16)}`).join(', ')}`;
     case 'inet': return `${f.proto}${f.family === 6 ? '6' : ''} socket ${f.proto === 'tcp' ? 'listening' : 'bound'}${f.reuseaddr ? ' reuseaddr' : ''}${f.reuseport ? ' reuseport' : ''}`;
-    case 'unix': return `unix socket pair ${f.ino} <-> ${f.peer} (type ${f.type})${f.queued ? `, ${Buffer.from(f.queued, 'base64').length} bytes queued` : ''}`;
+    case 'unix': return describeUnixFile(f);
     case 'memfd': return `memfd ${f.name} size ${f.size}${f.seals ? ` seals 0x${f.seals.toString(16)}` : ''} pos ${f.pos}`;
     case 'pidfd': return `pidfd of process ${f.pid}`;
     case 'eventfd': return `eventfd count ${f.count}${f.semaphore ? ' semaphore' : ''}`;

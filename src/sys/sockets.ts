@@ -5,9 +5,10 @@ import { syscall, trySyscall } from './libc.js';
 const NR = {
   socket: 41, bind: 49, listen: 50, getsockname: 51, getsockopt: 55, setsockopt: 54, close: 3,
   pidfd_open: 434, pidfd_getfd: 438, epoll_create1: 291, epoll_ctl: 233,
+  socketpair: 53, sendto: 44, recvfrom: 45, connect: 42, accept4: 288, shutdown: 48,
 };
 export const SOL_SOCKET = 1;
-export const SO = { REUSEADDR: 2, TYPE: 3, ACCEPTCONN: 30, PROTOCOL: 38, DOMAIN: 39, REUSEPORT: 15 } as const;
+export const SO = { REUSEADDR: 2, TYPE: 3, PASSCRED: 16, ACCEPTCONN: 30, PROTOCOL: 38, DOMAIN: 39, REUSEPORT: 15, PEEK_OFF: 42 } as const;
 export const IPPROTO_IPV6 = 41;
 export const IPV6_V6ONLY = 26;
 const O_CLOEXEC = 0o2000000;
@@ -70,95 +71,43 @@ export function epollAdd(epfd: number, fd: number, events: number, data: bigint)
   syscall('epoll_ctl(ADD)', NR.epoll_ctl, epfd, EPOLL_CTL_ADD, fd, ev);
 }
 
-const NR_NET = { socketpair: 53, sendto: 44, recvfrom: 45 };
-const AF_NETLINK = 16;
-const NETLINK_SOCK_DIAG = 4;
-const SOCK_DIAG_BY_FAMILY = 20;
-const NLM_F_REQUEST = 1;
-const NLM_F_DUMP = 0x300;
-const NLMSG_ERROR = 2;
-const NLMSG_DONE = 3;
-const AF_UNIX = 1;
-const UDIAG_SHOW = { NAME: 1, PEER: 4, RQLEN: 0x10 };
-const UNIX_DIAG = { NAME: 0, PEER: 2, RQLEN: 4 };
 export const MSG_PEEK = 2;
 export const MSG_DONTWAIT = 0x40;
-
-export interface UnixSocketInfo {
-  ino: number;
-  /** SOCK_STREAM 1, SOCK_DGRAM 2, SOCK_SEQPACKET 5 */
-  type: number;
-  state: number;
-  /** Bound name: a path, or '@...' for the abstract namespace; undefined when unbound. */
-  name?: string;
-  peer?: number;
-  /** Queued: bytes (stream) or messages (datagrams) waiting to be read. */
-  rqueue: number;
-}
-
-/** Every unix socket of this network namespace, by inode (sock_diag over netlink). */
-export function unixSockets(): Map<number, UnixSocketInfo> {
-  const nl = syscall('socket(AF_NETLINK)', NR.socket, AF_NETLINK, 2 /* SOCK_DGRAM */ | O_CLOEXEC, NETLINK_SOCK_DIAG);
-  const out = new Map<number, UnixSocketInfo>();
-  try {
-    const req = Buffer.alloc(40);
-    req.writeUInt32LE(40, 0);
-    req.writeUInt16LE(SOCK_DIAG_BY_FAMILY, 4);
-    req.writeUInt16LE(NLM_F_REQUEST | NLM_F_DUMP, 6);
-    req.writeUInt8(AF_UNIX, 16);
-    req.writeUInt32LE(0xffffffff, 20); // every state
-    req.writeUInt32LE(UDIAG_SHOW.NAME | UDIAG_SHOW.PEER | UDIAG_SHOW.RQLEN, 28);
-    const to = Buffer.alloc(12);
-    to.writeUInt16LE(AF_NETLINK, 0);
-    syscall('sendto(sock_diag)', NR_NET.sendto, nl, req, req.length, 0, to, to.length);
-    const buf = Buffer.alloc(1 << 16);
-    for (;;) {
-      const n = syscall('recvfrom(sock_diag)', NR_NET.recvfrom, nl, buf, buf.length, 0, 0, 0);
-      for (let at = 0; at + 16 <= n;) {
-        const len = buf.readUInt32LE(at);
-        const type = buf.readUInt16LE(at + 4);
-        if (type === NLMSG_DONE) return out;
-        if (type === NLMSG_ERROR) throw new Error(`sock_diag: error ${-buf.readInt32LE(at + 16)}`);
-        const msg = at + 16;
-        const info: UnixSocketInfo = { ino: buf.readUInt32LE(msg + 4), type: buf.readUInt8(msg + 1), state: buf.readUInt8(msg + 2), rqueue: 0 };
-        for (let a = msg + 16; a + 4 <= at + len;) {
-          const alen = buf.readUInt16LE(a);
-          const atype = buf.readUInt16LE(a + 2);
-          const data = buf.subarray(a + 4, a + alen);
-          if (atype === UNIX_DIAG.NAME) info.name = data[0] === 0 ? `@${data.subarray(1).toString('latin1')}` : data.toString('utf8').replace(/\0.*$/, '');
-          if (atype === UNIX_DIAG.PEER) info.peer = data.readUInt32LE(0);
-          if (atype === UNIX_DIAG.RQLEN) info.rqueue = data.readUInt32LE(0);
-          a += (alen + 3) & ~3;
-        }
-        out.set(info.ino, info);
-        at += (len + 3) & ~3;
-      }
-    }
-  } finally {
-    trySyscall(NR.close, nl);
-  }
-}
 
 /** A new connected pair of unix sockets of `type` in this process. */
 export function socketpair(type: number): [number, number] {
   const fds = Buffer.alloc(8);
-  syscall('socketpair', NR_NET.socketpair, AF_UNIX, type | O_CLOEXEC, 0, fds);
+  syscall('socketpair', NR.socketpair, 1 /* AF_UNIX */, type | O_CLOEXEC, 0, fds);
   return [fds.readInt32LE(0), fds.readInt32LE(4)];
 }
 
 /** recv(2) with flags; the bytes received (at most len), empty when nothing waits. */
 export function recv(fd: number, len: number, flags: number): Buffer {
   const buf = Buffer.alloc(len);
-  const r = trySyscall(NR_NET.recvfrom, fd, buf, len, flags, 0, 0);
+  const r = trySyscall(NR.recvfrom, fd, buf, len, flags, 0, 0);
   if (r === -11) return Buffer.alloc(0); // EAGAIN
   if (r < 0) throw new Error(`recv: errno ${-r}`);
   return buf.subarray(0, r);
 }
 
-/** send(2) of all of data (a datagram socket sends it as one message). */
-export function send(fd: number, data: Buffer): void {
-  const r = syscall('send', NR_NET.sendto, fd, data, data.length, 0, 0, 0);
+/** send(2) of all of data (a datagram socket sends it as one message), to `to` if given. */
+export function send(fd: number, data: Buffer, to?: Buffer): void {
+  const r = syscall('send', NR.sendto, fd, data, data.length, 0, to ?? 0, to?.length ?? 0);
   if (r !== data.length) throw new Error(`send: ${r} of ${data.length} bytes`);
+}
+
+export function connect(fd: number, addr: Buffer, what: string): void {
+  syscall(`connect(${what})`, NR.connect, fd, addr, addr.length);
+}
+
+/** The next connection waiting on a listening socket, close-on-exec. */
+export function accept(fd: number): number {
+  return syscall('accept4', NR.accept4, fd, 0, 0, O_CLOEXEC);
+}
+
+/** how: SHUT_RD 0, SHUT_WR 1, SHUT_RDWR 2 */
+export function shutdown(fd: number, how: number): void {
+  syscall('shutdown', NR.shutdown, fd, how);
 }
 
 /** A pidfd of process pid in this process (flags: PIDFD_NONBLOCK), close-on-exec as always. */

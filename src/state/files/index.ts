@@ -57,7 +57,7 @@ export class FileTable {
   private readonly holders: Array<{ pid: number; fd: number; dev: bigint; ino: bigint; id: number }> = [];
   private readonly seen = new Map<string, unknown>();
 
-  constructor(private readonly saveBlob: FileDumpContext['saveBlob']) {}
+  constructor(private readonly saveBlob: FileDumpContext['saveBlob'], private readonly tree: readonly number[]) {}
 
   /** Every descriptor of pid, each pointing at its (possibly shared) description. */
   async collect(pid: number): Promise<FdEntry[]> {
@@ -73,7 +73,7 @@ export class FileTable {
         out.push({ fd, cloexec, file: same.id });
         continue;
       }
-      const ctx: FileDumpContext = { pid, fd, link, stat, fdinfo, saveBlob: this.saveBlob, seen: this.seen };
+      const ctx: FileDumpContext = { pid, fd, link, stat, fdinfo, saveBlob: this.saveBlob, seen: this.seen, tree: this.tree };
       const kind = KINDS.find((k) => k.matches(ctx));
       if (!kind) throw new UnsupportedFdError(pid, fd, describeFd(link, stat));
       const id = this.files.length;
@@ -98,8 +98,8 @@ export class FileOpener {
   private readonly temporaries: string[] = [];
   private readonly ctx: FileRestoreContext;
 
-  constructor(private readonly files: FileRecord[], blob: FileRestoreContext['blob']) {
-    this.ctx = { blob, addTemporary: (p) => this.temporaries.push(p), shared: new Map(), fdOf: (id) => this.fdOf(id) };
+  constructor(private readonly files: FileRecord[], blob: FileRestoreContext['blob'], warn: FileRestoreContext['warn']) {
+    this.ctx = { blob, addTemporary: (p) => this.temporaries.push(p), shared: new Map(), fdOf: (id) => this.fdOf(id), files, warn };
   }
 
   async fdOf(id: number): Promise<number> {

@@ -32,6 +32,8 @@ export interface FileDumpContext {
   saveBlob(name: string, data: Buffer): Promise<string>;
   /** Per-dump memory of a kind (e.g. pipes whose contents are saved already). */
   seen: Map<string, unknown>;
+  /** Every process of the tree being dumped (to tell its own sockets from outside ones). */
+  tree: readonly number[];
 }
 
 export interface FileRestoreContext {
@@ -42,6 +44,10 @@ export interface FileRestoreContext {
   shared: Map<string, unknown>;
   /** ckpt's descriptor of another open file of the image (e.g. an epoll's target). */
   fdOf(id: number): Promise<number>;
+  /** Every open file of the image (kinds whose files are made together look for each other). */
+  files: readonly FileRecordBase[];
+  /** Tells the user of something restored differently from the image. */
+  warn(message: string): void;
 }
 
 export interface FileKind<R extends FileRecordBase = FileRecordBase> {
