@@ -2,9 +2,11 @@
 // /proc/PID/fdinfo names the inodes they watch.
 import { syscall, trySyscall } from './libc.js';
 
-const NR = { ioctl: 16, inotify_add_watch: 254, inotify_rm_watch: 255, inotify_init1: 294, open_by_handle_at: 304 };
+const NR = { ioctl: 16, inotify_add_watch: 254, inotify_rm_watch: 255, inotify_init1: 294, name_to_handle_at: 303, open_by_handle_at: 304 };
 const O_CLOEXEC = 0o2000000;
 const FIONREAD = 0x541b;
+const AT_EMPTY_PATH = 0x1000;
+const MAX_HANDLE_SZ = 128;
 
 /** A new inotify instance in this process (flags: IN_NONBLOCK; close-on-exec added). */
 export function inotifyInit(flags: number): number {
@@ -37,4 +39,13 @@ export function openByHandle(mountFd: number, type: number, handle: Buffer, flag
   fh.writeInt32LE(type, 4);
   handle.copy(fh, 8);
   return trySyscall(NR.open_by_handle_at, mountFd, fh, flags | O_CLOEXEC);
+}
+
+/** The file handle of the inode fd is open on (an O_PATH descriptor will do). */
+export function fileHandle(fd: number): { type: number; bytes: Buffer } {
+  const fh = Buffer.alloc(8 + MAX_HANDLE_SZ);
+  fh.writeUInt32LE(MAX_HANDLE_SZ, 0);
+  const mountId = Buffer.alloc(4);
+  syscall('name_to_handle_at', NR.name_to_handle_at, fd, Buffer.from('\0'), fh, mountId, AT_EMPTY_PATH);
+  return { type: fh.readInt32LE(4), bytes: fh.subarray(8, 8 + fh.readUInt32LE(0)) };
 }

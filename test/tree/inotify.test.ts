@@ -111,3 +111,44 @@ t.test('a watch on a deleted file is refused, naming fd, watch, inode and proces
   t.ok(fx.lastTick() > ticks, 'the process runs on');
   t.equal(fdinfo(fx), before, 'its instance untouched');
 });
+
+t.test('at restore, a watched file moved since the dump is found by its file handle', async (t) => {
+  const fx = await startFixture('inotify', (dir) => [dir], { t });
+  const P = fx.pid;
+  t.teardown(() => killSession(P));
+  await fx.waitTicks(2);
+  const before = fdinfo(fx);
+  const image = `${tmpdir(t)}/image`;
+  await dump(P, image);
+  await fx.exited;
+  fs.renameSync(`${fx.dir}/file`, `${fx.dir}/moved`);
+  fs.renameSync(`${fx.dir}/sub`, `${fx.dir}/sub-moved`);
+  t.equal(await restoreDetached(image), P, 'restored');
+  t.equal(fdinfo(fx), before, 'the same watches, on the same inodes');
+  const from = fx.lines().length;
+  fs.appendFileSync(`${fx.dir}/moved`, 'after restore\n');
+  fs.writeFileSync(`${fx.dir}/sub-moved/created`, '');
+  const created = event(fx.readyInfo.sub_wd, IN_CREATE, 'created');
+  await fx.waitForLine(new RegExp(`^${created}$`), 5000, from);
+  t.same(eventLines(fx.lines().slice(from)), [event(fx.readyInfo.file_wd, IN_MODIFY), event(fx.readyInfo.file_wd, IN_CLOSE_WRITE), created],
+    'events of the moved file and directory');
+});
+
+t.test('at restore, a watched file replaced since the dump is refused; nothing is restored', async (t) => {
+  const fx = await startFixture('inotify', (dir) => [dir], { t });
+  await fx.waitTicks(2);
+  const image = `${tmpdir(t)}/image`;
+  await dump(fx.pid, image);
+  await fx.exited;
+  const once = `${fx.dir}/once`;
+  const ino = fs.statSync(once).ino;
+  // A new file under the old name; its inode number may well be the one just freed.
+  fs.unlinkSync(once);
+  fs.writeFileSync(once, '');
+  const r = await cli(['restore', '-D', image, '-d']);
+  t.equal(r.code, 1, 'the restore fails');
+  t.match(r.stderr, `inotify watch ${fx.readyInfo.once_wd} on inode ${ino} of device `, `it names the watch and the inode: ${r.stderr.trim()}`);
+  t.match(r.stderr, `${once} is another file now (inode ${fs.statSync(once).ino} of device `, 'and what is at its path now');
+  t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  t.throws(() => fs.statSync(`/proc/${fx.pid}`), { code: 'ENOENT' }, `PID ${fx.pid} is not taken: nothing half-restored`);
+});

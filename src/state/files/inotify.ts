@@ -18,7 +18,7 @@
 // the highest restored one, where at dump it followed the last one ever given.
 import fs from 'node:fs';
 import { closeFd, fcntl, F_SETFL } from '../../sys/files.js';
-import { inotifyAddWatch, inotifyInit, inotifyRmWatch, openByHandle, readableBytes } from '../../sys/inotify.js';
+import { fileHandle, inotifyAddWatch, inotifyInit, inotifyRmWatch, openByHandle, readableBytes } from '../../sys/inotify.js';
 import { errnoName } from '../../sys/libc.js';
 import { readMountinfo } from '../../sys/proc.js';
 import { pullFd } from '../../sys/sockets.js';
@@ -130,18 +130,24 @@ function parseWatch(line: string, pid: number, fd: number): InotifyWatch {
   }
 }
 
-/** An O_PATH descriptor of the watched inode: at its path, or else by its file handle. */
+/**
+ * An O_PATH descriptor of the watched inode: at its path, or else by its file handle. The
+ * handle, which holds a generation number besides the inode number, tells the very inode from
+ * a new file that was given a freed inode number.
+ */
 function openWatched(w: InotifyWatch): number {
   let atPath: string;
+  let opened: number | undefined;
   try {
-    const fd = fs.openSync(w.path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    const found = identity(fd);
-    if (found.dev === w.dev && found.ino === w.ino) return fd;
-    closeFd(fd);
-    atPath = `${w.path} is now inode ${found.ino} of device ${found.dev}`;
+    opened = fs.openSync(w.path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    const found = identity(opened);
+    const handle = fileHandle(opened);
+    if (found.dev === w.dev && found.ino === w.ino && handle.type === w.handle.type && handle.bytes.toString('hex') === w.handle.bytes) return opened;
+    atPath = `${w.path} is another file now (inode ${found.ino} of device ${found.dev})`;
   } catch (e) {
     atPath = `${w.path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
   }
+  if (opened !== undefined) closeFd(opened);
   const fd = openHandle(w.dev, w.handle, O_PATH);
   if (fd < 0) {
     throw new Error(`inotify watch ${w.wd} on inode ${w.ino} of device ${w.dev}: ${atPath}, and its file handle does not open (${errnoName(-fd)})`);
