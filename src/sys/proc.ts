@@ -547,7 +547,7 @@ export function readFdLink(pid: number, fd: number): string {
 export interface MountEntry {
   mountId: number;
   parentId: number;
-  /** The filesystem's device (st_dev of its files). */
+  /** The filesystem's device number (st_dev of its files, on most filesystems). */
   major: number;
   minor: number;
   /** The directory of the filesystem seen at the mount point ('/' unless a bind mount of a part). */

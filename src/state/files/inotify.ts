@@ -37,6 +37,7 @@ const IN_ONESHOT = 0x80000000;
 /** What fdinfo shows of a watch's mask: its events and the flags the kernel keeps. */
 const WATCH_MASK = (IN_ALL_EVENTS | IN_EXCL_UNLINK | IN_ONESHOT) >>> 0;
 const DELETED = ' (deleted)';
+const ENODEV = 19;
 
 export interface InotifyWatch {
   wd: number;
@@ -77,9 +78,22 @@ function identity(fd: number): { dev: string; ino: string; nlink: bigint } {
   return { dev: statDev(st.dev), ino: st.ino.toString(), nlink: st.nlink };
 }
 
-/** Opens the inode of a file handle on a mount of device dev; -errno of the last try when none opens it. */
+/** "dev ino" of what is at path (not following a last symlink); undefined when nothing is. */
+function inodeAt(path: string): string | undefined {
+  try {
+    const st = fs.lstatSync(path, { bigint: true });
+    return `${statDev(st.dev)} ${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Opens the inode of a file handle on a mount of device dev; -errno of the last try when none
+ * opens it (-ENODEV when ckpt sees no mount of dev).
+ */
 function openHandle(dev: string, handle: InotifyWatch['handle'], flags: number): number {
-  let result = -2; // ENOENT: no mount of dev
+  let result = -ENODEV;
   for (const m of readMountinfo('self').filter((e) => `${e.major}:${e.minor}` === dev)
     .sort((a, b) => Number(b.root === '/') - Number(a.root === '/'))) {
     let mountFd: number;
@@ -119,11 +133,10 @@ function parseWatch(line: string, pid: number, fd: number): InotifyWatch {
   if (opened < 0) throw new UnsupportedInotifyError(`${what}: its file handle does not open (${errnoName(-opened)}), in process ${pid}`);
   try {
     const found = identity(opened);
-    if (found.ino !== ino || found.dev !== dev) throw new Error(`inotify watch ${wd}: file handle opened inode ${found.ino} of device ${found.dev}, not inode ${ino}`);
+    if (found.ino !== ino || found.dev !== dev) throw new Error(`${what}: its file handle opened inode ${found.ino} of device ${found.dev}, in process ${pid}`);
     const path = fs.readlinkSync(`/proc/self/fd/${opened}`);
     if (found.nlink === 0n || path.endsWith(DELETED)) throw new UnsupportedInotifyError(`${what}, a deleted file, in process ${pid}`);
-    const there = fs.lstatSync(path, { bigint: true, throwIfNoEntry: false });
-    if (there === undefined || statDev(there.dev) !== dev || there.ino.toString() !== ino) throw new UnsupportedInotifyError(`${what}, which no path reaches, in process ${pid}`);
+    if (inodeAt(path) !== `${dev} ${ino}`) throw new UnsupportedInotifyError(`${what}, which no path reaches, in process ${pid}`);
     return { wd, mask, path, ino, dev, handle };
   } finally {
     closeFd(opened);
