@@ -40,20 +40,20 @@ t.test('watches keep their wds and inodes; the restored process gets the events'
   const fx = await startFixture('inotify', (dir) => [dir], { t });
   const P = fx.pid;
   t.teardown(() => killSession(P));
-  const { file_wd: fileWd, sub_wd: subWd, once_wd: onceWd } = fx.readyInfo;
-  t.same([fileWd, subWd, onceWd], ['1', '3', '4'], 'wds 1, 3 and 4: wd 2 was removed');
+  const { file_wd: fileWd, sub_wd: subWd, once_wd: onceWd, link_wd: linkWd } = fx.readyInfo;
+  t.same([fileWd, subWd, onceWd, linkWd], ['1', '3', '4', '5'], 'wds 1, 3, 4 and 5: wd 2 was removed');
   await fx.waitTicks(2);
   await queueUnread(fx);
   const before = fdinfo(fx);
   t.match(before, /^flags:\s+02004000$/m, 'non-blocking, close-on-exec');
-  t.equal(before.match(/^inotify wd:/gm)?.length, 3, `three watches:\n${before}`);
+  t.equal(before.match(/^inotify wd:/gm)?.length, 4, `four watches:\n${before}`);
 
   const image = `${tmpdir(t)}/image`;
   await dump(P, image);
   await fx.exited;
   const shown = await cli(['show', image]);
   t.match(shown.stdout, `inotify nonblocking watching wd 1 ${fx.dir}/file mask 0xa, wd 3 ${fx.dir}/sub mask 0x4000300, `
-    + `wd 4 ${fx.dir}/once mask 0x80000004, 32 bytes of events unread (not restored) cloexec`, 'show lists the watches and the unread events');
+    + `wd 4 ${fx.dir}/once mask 0x80000004, wd 5 ${fx.dir}/link mask 0x4, 32 bytes of events unread (not restored) cloexec`, 'show lists the watches and the unread events');
 
   t.equal(await restoreDetached(image), P, 'restored');
   t.equal(fdinfo(fx), before, 'the same flags and watches: wd, inode, device, mask and file handle each');
@@ -61,12 +61,15 @@ t.test('watches keep their wds and inodes; the restored process gets the events'
   fs.appendFileSync(`${fx.dir}/file`, 'after restore\n');
   fs.writeFileSync(`${fx.dir}/sub/created`, '');
   fs.chmodSync(`${fx.dir}/once`, 0o600);
-  await fx.waitForLine(new RegExp(`^${event(onceWd, IN_IGNORED)}$`), 5000, from);
+  fs.chmodSync(`${fx.dir}/file`, 0o600); // an IN_ATTRIB of the symlink's target: no watch wants it
+  fs.lutimesSync(`${fx.dir}/link`, 1, 1);
+  await fx.waitForLine(new RegExp(`^${event(linkWd, IN_ATTRIB)}$`), 5000, from);
   t.same(eventLines(fx.lines().slice(from)), [
     event(fileWd, IN_MODIFY), event(fileWd, IN_CLOSE_WRITE),
     event(subWd, IN_CREATE, 'created'),
     event(onceWd, IN_ATTRIB), event(onceWd, IN_IGNORED),
-  ], 'the events of the file, the directory and the one-shot watch, under their wds; the unread ones are gone');
+    event(linkWd, IN_ATTRIB),
+  ], 'the events of the file, the directory, the one-shot watch and the symlink, under their wds; the unread ones are gone');
   await fx.waitTicks(2);
   t.notMatch(fdinfo(fx), /^inotify wd:4 /m, 'the one-shot watch went after its event');
 });
