@@ -77,7 +77,7 @@ t.test('counter and counter --alloc', async (t) => {
 t.test('unsupported', async (t) => {
   const fx = await startFixture('unsupported', [], { t });
   await fx.waitTicks(3);
-  t.match(fx.ready, /pipe_r=4 pipe_w=5 socket=6 peer=7 inotify=8/);
+  t.match(fx.ready, /pipe_r=4 pipe_w=5 socket=6 peer=7 io_uring=8/);
 });
 
 t.test('fixtures carry on after a long stop', async (t) => {

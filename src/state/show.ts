@@ -82,6 +82,7 @@ function describeFile(f: FileRecord): string {
     case 'pidfd': return `pidfd of process ${f.pid}`;
     case 'eventfd': return `eventfd count ${f.count}${f.semaphore ? ' semaphore' : ''}`;
     case 'signalfd': return `signalfd mask ${f.mask}`;
+    case 'inotify': return `inotify${f.flags & 0o4000 ? ' nonblocking' : ''} watching ${f.watches.map((w) => `wd ${w.wd} ${w.path} mask 0x${w.mask.toString(16)}`).join(', ') || 'nothing'}${f.unread ? `, ${f.unread} bytes of events unread (not restored)` : ''}`;
     case 'timerfd': return `timerfd clock ${f.clock} interval ${f.interval[0]}s ${f.interval[1]}ns, next in ${f.value[0]}s ${f.value[1]}ns, ${f.ticks} unread`;
   }
 }

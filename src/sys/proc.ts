@@ -542,6 +542,44 @@ export function readFdLink(pid: number, fd: number): string {
 }
 
 // ---------------------------------------------------------------------------------------------
+// mountinfo
+
+export interface MountEntry {
+  mountId: number;
+  parentId: number;
+  /** The filesystem's device number (st_dev of its files, on most filesystems). */
+  major: number;
+  minor: number;
+  /** The directory of the filesystem seen at the mount point ('/' unless a bind mount of a part). */
+  root: string;
+  mountPoint: string;
+  fsType: string;
+}
+
+// Paths in mountinfo have space, tab, newline and backslash written as \ooo octal escapes.
+const unescapeOctal = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+
+/** /proc/PID/mountinfo (PID may be 'self'), in the kernel's order. */
+export function readMountinfo(pid: number | 'self'): MountEntry[] {
+  const path = `/proc/${pid}/mountinfo`;
+  return readText(path).split('\n').filter((l) => l !== '').map((line) => {
+    const f = line.split(' ');
+    const dash = f.indexOf('-', 6);
+    const dev = /^(\d+):(\d+)$/.exec(f[2] ?? '');
+    if (f.length < 10 || dash < 0 || !dev) throw new ProcError(path, `cannot parse line: ${line}`);
+    return {
+      mountId: parseDec(path, 'mount id', f[0]),
+      parentId: parseDec(path, 'parent id', f[1]),
+      major: Number(dev[1]),
+      minor: Number(dev[2]),
+      root: unescapeOctal(f[3]!),
+      mountPoint: unescapeOctal(f[4]!),
+      fsType: f[dash + 1]!,
+    };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // auxv
 
 export const AT_NULL = 0n;

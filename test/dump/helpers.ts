@@ -232,7 +232,7 @@ export function expectPrivate(t: Test, dir: string): void {
   t.ok(Object.keys(modes.files).includes('manifest.json'), 'the image has its manifest');
 }
 
-/** The error a dump of the `unsupported` fixture stops with: its inotify, not supported yet. */
+/** The error a dump of the `unsupported` fixture stops with: its io_uring, not supported yet. */
 export function unsupportedErrors(readyInfo: Record<string, string>, pid: number): string[] {
-  return [`unsupported fd ${readyInfo.inotify}: inotify in process ${pid}`];
+  return [`unsupported fd ${readyInfo.io_uring}: io_uring in process ${pid}`];
 }

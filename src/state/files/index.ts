@@ -14,6 +14,7 @@ import { devices, type DeviceFileRecord } from './device.js';
 import { epolls, type EpollFileRecord } from './epoll.js';
 import { eventfds, type EventfdFileRecord } from './eventfd.js';
 import { inetSockets, type InetFileRecord } from './inet.js';
+import { inotifies, type InotifyFileRecord } from './inotify.js';
 import { memfds, type MemfdFileRecord } from './memfd.js';
 import { pidfds, type PidfdFileRecord } from './pidfd.js';
 import { fifos, pipes, type FifoFileRecord, type PipeFileRecord } from './pipe.js';
@@ -25,9 +26,9 @@ import { O_CLOEXEC, type FdEntry, type FileDumpContext, type FileKind, type File
 
 export type { FdEntry } from './types.js';
 export type FileRecord = RegularFileRecord | DeviceFileRecord | PipeFileRecord | FifoFileRecord
-  | EventfdFileRecord | SignalfdFileRecord | TimerfdFileRecord | EpollFileRecord | InetFileRecord | UnixFileRecord | MemfdFileRecord | PidfdFileRecord;
+  | EventfdFileRecord | SignalfdFileRecord | TimerfdFileRecord | InotifyFileRecord | EpollFileRecord | InetFileRecord | UnixFileRecord | MemfdFileRecord | PidfdFileRecord;
 
-const KINDS: FileKind<any>[] = [memfds, regularFiles, devices, pipes, fifos, eventfds, signalfds, timerfds, epolls, inetSockets, unixSocketFiles, pidfds];
+const KINDS: FileKind<any>[] = [memfds, regularFiles, devices, pipes, fifos, eventfds, signalfds, timerfds, inotifies, epolls, inetSockets, unixSocketFiles, pidfds];
 
 const NR_KCMP = 312;
 const KCMP_FILE = 0;
