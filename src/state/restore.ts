@@ -258,6 +258,7 @@ export async function restoreProcess(opts: RestoreOptions): Promise<{ pid: numbe
     // 2. Each live process reshaped into its image.
     const sharedMemory = new Map<string, string>();
     for (const b of built) if (b.image) await reshape(b, b.image, img.reader, opener, img.files.files, sharedMemory, warn, opts, stage);
+    opener.checkEpollsFilled();
     opener.removeTemporaries();
 
     // 3. Let go: every thread gets its registers back; zombies exit with their status.
@@ -373,7 +374,7 @@ async function reshape(b: Building, p: ProcessImage, reader: ImageReader, opener
   remote.call('close', exeFd);
 
   stage.now = `restoring the files of ${pid}`;
-  if (!b.sharedTable) await installFds(remote, opener, p.fds.fds);
+  if (!b.sharedTable) await installFds(remote, put, opener, p.fds.fds);
   stage.now = `restoring the fs, signals, timers and limits of ${pid}`;
   restoreFs(remote, scratch, core.fs);
   restoreSigactions(remote, scratch, core.signals);

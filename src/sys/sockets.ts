@@ -4,7 +4,7 @@ import { syscall, trySyscall } from './libc.js';
 
 const NR = {
   socket: 41, bind: 49, listen: 50, getsockname: 51, getsockopt: 55, setsockopt: 54, close: 3,
-  pidfd_open: 434, pidfd_getfd: 438, epoll_create1: 291, epoll_ctl: 233,
+  pidfd_open: 434, pidfd_getfd: 438, epoll_create1: 291,
   socketpair: 53, sendto: 44, recvfrom: 45, connect: 42, accept4: 288, shutdown: 48,
 };
 export const SOL_SOCKET = 1;
@@ -60,15 +60,6 @@ export function listen(fd: number, backlog: number): void {
 
 export function epollCreate(): number {
   return syscall('epoll_create1', NR.epoll_create1, O_CLOEXEC);
-}
-
-const EPOLL_CTL_ADD = 1;
-
-export function epollAdd(epfd: number, fd: number, events: number, data: bigint): void {
-  const ev = Buffer.alloc(12); // struct epoll_event is packed on x86_64: u32 events, u64 data
-  ev.writeUInt32LE(events >>> 0, 0);
-  ev.writeBigUInt64LE(data, 4);
-  syscall('epoll_ctl(ADD)', NR.epoll_ctl, epfd, EPOLL_CTL_ADD, fd, ev);
 }
 
 export const MSG_PEEK = 2;

@@ -11,7 +11,7 @@ import { trySyscall } from '../../sys/libc.js';
 import { listFds, readFdinfo, readFdLink } from '../../sys/proc.js';
 import type { RemoteThread } from '../../sys/remote.js';
 import { devices, type DeviceFileRecord } from './device.js';
-import { epolls, type EpollFileRecord } from './epoll.js';
+import { addEpollTargets, epolls, type EpollFileRecord } from './epoll.js';
 import { eventfds, type EventfdFileRecord } from './eventfd.js';
 import { inetSockets, type InetFileRecord } from './inet.js';
 import { inotifies, type InotifyFileRecord } from './inotify.js';
@@ -97,6 +97,8 @@ export class FileTable {
 export class FileOpener {
   private readonly open = new Map<number, number>();
   private readonly temporaries: string[] = [];
+  /** Epolls whose targets are added (from inside a process holding them). */
+  readonly epollsFilled = new Set<number>();
   private readonly ctx: FileRestoreContext;
 
   constructor(private readonly files: FileRecord[], blob: FileRestoreContext['blob'], warn: FileRestoreContext['warn']) {
@@ -114,6 +116,16 @@ export class FileOpener {
       this.open.set(id, fd);
     }
     return fd;
+  }
+
+  /** Throws if some epoll's targets could be added in no process (none held them all). */
+  checkEpollsFilled(): void {
+    const left = this.files.find((f) => f.kind === 'epoll' && this.open.has(f.id) && !this.epollsFilled.has(f.id));
+    if (left) throw new Error(`epoll ${left.id}: no restored process holds all of its targets under their numbers`);
+  }
+
+  record(id: number): FileRecord | undefined {
+    return this.files.find((f) => f.id === id);
   }
 
   /** Temporary files go as soon as every process holds its descriptors. */
@@ -139,9 +151,9 @@ const F_SETFD = 2;
 
 /**
  * Gives the restored process (which has no descriptors yet) its table: each descriptor is taken
- * from ckpt with pidfd_getfd and moved to its number.
+ * from ckpt with pidfd_getfd and moved to its number. Then the epolls it holds get their targets.
  */
-export async function installFds(remote: RemoteThread, opener: FileOpener, fds: FdEntry[]): Promise<void> {
+export async function installFds(remote: RemoteThread, put: (data: Buffer) => bigint, opener: FileOpener, fds: FdEntry[]): Promise<void> {
   // The pidfd of ckpt sits above every number the table needs while it is in use.
   const above = fds.reduce((m, f) => Math.max(m, f.fd), 2) + 1;
   const first = Number(remote.call('pidfd_open', process.pid, 0));
@@ -160,5 +172,10 @@ export async function installFds(remote: RemoteThread, opener: FileOpener, fds: 
     }
   } finally {
     remote.call('close', pidfd);
+  }
+  for (const e of fds) {
+    const rec = opener.record(e.file);
+    if (rec?.kind !== 'epoll' || opener.epollsFilled.has(rec.id)) continue;
+    if (addEpollTargets(remote, put, e.fd, rec, fds)) opener.epollsFilled.add(rec.id);
   }
 }

@@ -12,7 +12,7 @@ export type SyscallName =
   | 'setresgid' | 'setfsuid' | 'setfsgid' | 'capget' | 'capset' | 'rt_sigpending' | 'rt_sigqueueinfo'
   | 'sigaltstack' | 'personality' | 'prctl' | 'arch_prctl' | 'chroot' | 'gettid' | 'futex'
   | 'set_tid_address' | 'timer_create' | 'timer_settime' | 'timer_gettime' | 'timer_getoverrun'
-  | 'timer_delete' | 'clock_gettime' | 'exit_group' | 'openat' | 'set_robust_list'
+  | 'timer_delete' | 'clock_gettime' | 'exit_group' | 'epoll_ctl' | 'openat' | 'set_robust_list'
   | 'get_robust_list' | 'rt_tgsigqueueinfo' | 'dup3' | 'prlimit64' | 'process_vm_readv'
   | 'process_vm_writev' | 'memfd_create' | 'userfaultfd' | 'rseq' | 'pidfd_open' | 'clone3'
   | 'pidfd_getfd' | 'close_range' | 'ptrace' | 'wait4' | 'tgkill' | 'getrlimit' | 'setrlimit'

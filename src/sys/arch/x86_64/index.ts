@@ -18,7 +18,7 @@ const nr: Record<SyscallName, number> = {
   personality: 135, prctl: 157, arch_prctl: 158, setrlimit: 160, chroot: 161, gettid: 186,
   futex: 202, set_tid_address: 218, restart_syscall: 219, timer_create: 222, timer_settime: 223,
   timer_gettime: 224, timer_getoverrun: 225, timer_delete: 226, clock_gettime: 228,
-  clock_nanosleep: 230, exit_group: 231, tgkill: 234, openat: 257, set_robust_list: 273,
+  clock_nanosleep: 230, exit_group: 231, epoll_ctl: 233, tgkill: 234, openat: 257, set_robust_list: 273,
   get_robust_list: 274, rt_tgsigqueueinfo: 297, dup3: 292, prlimit64: 302,
   process_vm_readv: 310, process_vm_writev: 311, memfd_create: 319, userfaultfd: 323,
   rseq: 334, pidfd_open: 434, clone3: 435, close_range: 436, pidfd_getfd: 438,
