@@ -224,7 +224,7 @@ export async function restoreProcess(opts: RestoreOptions): Promise<{ pid: numbe
   // One trampoline address free in every process's image: children inherit it from parents.
   const imageRanges = img.processes.flatMap((p) => p.mm.vmas.map((v) => ({ start: parseHex(v.start), end: parseHex(v.end) })));
   const built: Building[] = [];
-  const opener = new FileOpener(img.files.files, (name) => img.reader.blob(name));
+  const opener = new FileOpener(img.files.files, (name) => img.reader.blob(name), warn);
   /** What the restore is doing, for the message when it fails. */
   const stage = { now: 'creating the processes' };
   try {

@@ -98,8 +98,8 @@ export class FileOpener {
   private readonly temporaries: string[] = [];
   private readonly ctx: FileRestoreContext;
 
-  constructor(private readonly files: FileRecord[], blob: FileRestoreContext['blob']) {
-    this.ctx = { blob, addTemporary: (p) => this.temporaries.push(p), shared: new Map(), fdOf: (id) => this.fdOf(id) };
+  constructor(private readonly files: FileRecord[], blob: FileRestoreContext['blob'], warn: FileRestoreContext['warn']) {
+    this.ctx = { blob, addTemporary: (p) => this.temporaries.push(p), shared: new Map(), fdOf: (id) => this.fdOf(id), warn };
   }
 
   async fdOf(id: number): Promise<number> {

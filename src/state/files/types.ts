@@ -42,6 +42,8 @@ export interface FileRestoreContext {
   shared: Map<string, unknown>;
   /** ckpt's descriptor of another open file of the image (e.g. an epoll's target). */
   fdOf(id: number): Promise<number>;
+  /** Reports what a restore could not bring back as it was, without failing it. */
+  warn(message: string): void;
 }
 
 export interface FileKind<R extends FileRecordBase = FileRecordBase> {
