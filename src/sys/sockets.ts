@@ -3,7 +3,7 @@
 import { syscall, SysError, trySyscall } from './libc.js';
 
 const NR = {
-  socket: 41, connect: 42, bind: 49, listen: 50, getsockname: 51, getpeername: 52, getsockopt: 55, setsockopt: 54, close: 3, poll: 7,
+  socket: 41, connect: 42, bind: 49, listen: 50, getsockname: 51, getpeername: 52, getsockopt: 55, setsockopt: 54, close: 3,
   pidfd_open: 434, pidfd_getfd: 438, epoll_create1: 291, epoll_ctl: 233,
 };
 export const SOL_SOCKET = 1;
@@ -220,14 +220,4 @@ export function recvFrom(fd: number, len: number, flags: number): { data: Buffer
 export function sendTo(fd: number, data: Buffer, to: Buffer): void {
   const r = syscall('sendto', NR_NET.sendto, fd, data, data.length, 0, to, to.length);
   if (r !== data.length) throw new Error(`sendto: ${r} of ${data.length} bytes`);
-}
-
-const POLLIN = 1;
-
-/** Whether fd becomes readable within ms milliseconds. */
-export function pollIn(fd: number, ms: number): boolean {
-  const pfd = Buffer.alloc(8);
-  pfd.writeInt32LE(fd, 0);
-  pfd.writeInt16LE(POLLIN, 4);
-  return syscall('poll', NR.poll, pfd, 1, ms) > 0;
 }
