@@ -70,6 +70,9 @@ const OPTIONS: Record<string, SocketOption> = {
   TCP_KEEPIDLE: { level: IPPROTO_TCP, name: 4, proto: 'tcp' },
   TCP_KEEPINTVL: { level: IPPROTO_TCP, name: 5, proto: 'tcp' },
   TCP_KEEPCNT: { level: IPPROTO_TCP, name: 6, proto: 'tcp' },
+  // Read back in seconds rounded up to a whole retransmission period: setting that value gives the same period.
+  TCP_DEFER_ACCEPT: { level: IPPROTO_TCP, name: 9, proto: 'tcp' },
+  TCP_FASTOPEN: { level: IPPROTO_TCP, name: 23, proto: 'tcp' },
 };
 
 /** A datagram waiting to be read at dump, with the sockaddr it came from (both base64). */
@@ -267,11 +270,25 @@ function udpPacket(src: Buffer, sport: number, dst: Buffer, dport: number, data:
   return Buffer.concat([ip, udp]);
 }
 
+/** Whether the address of a sockaddr is one of this network namespace's own: a plain socket can bind to it. */
+function isLocal(sa: Buffer): boolean {
+  const probe = socket(sa.readUInt16LE(0), SOCK_DGRAM, 0);
+  try {
+    bind(probe, sa);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    closeFd(probe);
+  }
+}
+
 /**
  * Sends the datagrams that waited at the dumped socket to the new one (bound, not yet connected)
  * from their original senders: a raw socket writes each packet with the sender's address and
  * port, and the loopback delivers it. What cannot arrive so (no raw socket, another socket on
- * the port that could take it) is dropped with a warning, never delivered from another source.
+ * the port that could take it, a socket bound to an address not of this machine) is dropped
+ * with a warning, never delivered from another source.
  */
 async function redeliver(fd: number, rec: InetFileRecord, warn: (m: string) => void): Promise<void> {
   const queued = rec.queued ?? [];
@@ -297,6 +314,9 @@ async function redeliver(fd: number, rec: InetFileRecord, warn: (m: string) => v
   const tables: Array<readonly ['udp', 4 | 6]> = [];
   if (packets.some((p) => p.over === 4)) tables.push(['udp', 4]);
   if (packets.some((p) => p.over === 6) || (rec.family === 6 && tables.length > 0)) tables.push(['udp', 6]);
+  // A packet to an address of no local interface (IP_FREEBIND, IP_TRANSPARENT) would leave the machine.
+  const foreign = packets.find((p) => !isLocal(p.to));
+  if (foreign) return lost(`${formatSockaddr(foreign.to).replace(/:0$/, '')} is no address of this machine`);
   const rivals = netEntries('self', tables).filter((e) => e.ino !== ino && parseInt(e.local.split(':')[1]!, 16) === portOf(local));
   if (rivals.length > 0) return lost(`another socket is bound to port ${portOf(local)} and could receive them`);
   const raws = new Map<4 | 6, number>();
@@ -405,12 +425,14 @@ export const inetSockets: FileKind<InetFileRecord> = {
       const addr = Buffer.from(rec.addr, 'base64');
       // Port 0: the socket was never bound; binding it now would give it a port it did not have.
       if (portOf(addr) !== 0) bind(fd, boundAddress(rec, addr));
-      // Before connect(), which would turn away datagrams that came from others than the peer.
+      // The receive buffer is the dumped one before the queue comes back, so that it holds it.
+      for (const [name, value] of options) if (!OPTIONS[name]?.beforeBind) setOption(fd, name, value);
+      // Before the device binding (they come in on the loopback) and connect(), which would turn
+      // away datagrams that came from others than the peer.
       await redeliver(fd, rec, ctx.warn);
       if (rec.device) setsockoptBytes(fd, SOL_SOCKET, SO.BINDTODEVICE, Buffer.from(`${rec.device}\0`, 'latin1'));
       if (rec.peer) connect(fd, Buffer.from(rec.peer, 'base64'));
       if (rec.proto === 'tcp') listen(fd, BACKLOG);
-      for (const [name, value] of options) if (!OPTIONS[name]?.beforeBind) setOption(fd, name, value);
       for (const [name, value] of options) {
         const got = getsockoptInt(fd, OPTIONS[name]!.level, OPTIONS[name]!.name);
         if (got !== value) ctx.warn(`${rec.proto} socket ${formatSockaddr(addr)}: ${name} restored as ${got}, not ${value}`);
