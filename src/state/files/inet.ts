@@ -309,14 +309,15 @@ async function redeliver(fd: number, rec: InetFileRecord, warn: (m: string) => v
     const packet = udpPacket(Buffer.from(v4From ?? from.subarray(8, 24)), portOf(from), dst, portOf(local), Buffer.from(q.data, 'base64'));
     return { over, to, packet };
   });
+  // A packet to an address of no local interface (IP_FREEBIND, IP_TRANSPARENT) would leave the machine.
+  const destinations = new Map(packets.map((p) => [p.to.toString('hex'), p.to]));
+  const foreign = [...destinations.values()].find((to) => !isLocal(to));
+  if (foreign) return lost(`${formatSockaddr(foreign).replace(/:0$/, '')} is no address of this machine`);
   // The port is ours alone, or the kernel could hand a packet to another socket on it. IPv4
   // packets also reach dual-stack IPv6 sockets, but prefer an IPv4 one.
   const tables: Array<readonly ['udp', 4 | 6]> = [];
   if (packets.some((p) => p.over === 4)) tables.push(['udp', 4]);
   if (packets.some((p) => p.over === 6) || (rec.family === 6 && tables.length > 0)) tables.push(['udp', 6]);
-  // A packet to an address of no local interface (IP_FREEBIND, IP_TRANSPARENT) would leave the machine.
-  const foreign = packets.find((p) => !isLocal(p.to));
-  if (foreign) return lost(`${formatSockaddr(foreign.to).replace(/:0$/, '')} is no address of this machine`);
   const rivals = netEntries('self', tables).filter((e) => e.ino !== ino && parseInt(e.local.split(':')[1]!, 16) === portOf(local));
   if (rivals.length > 0) return lost(`another socket is bound to port ${portOf(local)} and could receive them`);
   const raws = new Map<4 | 6, number>();
