@@ -1,8 +1,9 @@
 // UDP sockets keep their addresses, peers, options and queued datagrams across dump and restore:
 // servers echo, connected clients keep talking, and what waited unread at dump is delivered from
-// its original sender.
+// its original sender. A TCP listener of the same process keeps its options and accepts.
 import dgram from 'node:dgram';
 import fs from 'node:fs';
+import net from 'node:net';
 import t, { type Test } from 'tap';
 import { closeFd } from '../../src/sys/files.js';
 import { MSG_DONTWAIT, MSG_PEEK, pullFd, recvFrom } from '../../src/sys/sockets.js';
@@ -91,6 +92,8 @@ t.test('udp servers, connected clients, options and queued datagrams', async (t)
   t.match(shown, new RegExp(`udp6 socket connected \\[::1\\]:${info.cli6} -> \\[::1\\]:${port6}`), 'show: the IPv6 client');
   t.match(shown, /udp socket unbound 0\.0\.0\.0:0/, 'show: the socket never bound');
   t.match(shown, new RegExp(`udp socket bound 0\\.0\\.0\\.0:${info.sent}`), 'show: the socket that only sent, on its ephemeral port');
+  t.match(shown, new RegExp(`tcp socket listening 127\\.0\\.0\\.1:${info.tcp} SO_RCVBUF=200000 SO_KEEPALIVE=1 TCP_NODELAY=1 TCP_KEEPIDLE=60 TCP_DEFER_ACCEPT=7`),
+    'show: the TCP listener and its options');
 
   // Left running, the servers still have their queues: each datagram is answered once read.
   await fx.waitTicks(2);
@@ -127,6 +130,10 @@ t.test('udp servers, connected clients, options and queued datagrams', async (t)
   t.equal(await me.received('fresh'), `127.0.0.1:${port}`, 'the restored server answers a new datagram');
   await me6.send('fresh6', port6);
   t.equal(await me6.received('fresh6'), `::1:${port6}`, 'the restored IPv6 server answers a new datagram');
+  const conn = net.connect(Number(info.tcp), '127.0.0.1');
+  t.teardown(() => conn.destroy());
+  conn.end('hello-tcp');
+  t.equal(await fx.waitForLine(/^accepted /, 5000, from), 'accepted hello-tcp', 'the restored TCP listener (TCP_DEFER_ACCEPT: once data came) accepts');
   await fx.waitTicks(3);
   const after = fx.lines().slice(from);
   t.equal(after.find((l) => l.startsWith('FAIL')), undefined, 'no FAIL: addresses, peers and options as at start, echoes in order');
