@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import t from 'tap';
 import { readStat } from '../src/sys/proc.js';
-import { fixture, killAndReap, makeSubreaper, procSnapshot, reapPid, startFixture, tmpdir } from './helpers/index.js';
+import { fixture, freePort, killAndReap, makeSubreaper, procSnapshot, reapPid, startFixture, tmpdir } from './helpers/index.js';
 
 makeSubreaper();
 
@@ -78,6 +78,15 @@ t.test('unsupported', async (t) => {
   const fx = await startFixture('unsupported', [], { t });
   await fx.waitTicks(3);
   t.match(fx.ready, /pipe_r=4 pipe_w=5 socket=6 peer=7 io_uring=8/);
+});
+
+t.test('udp: echo servers answer their clients', async (t) => {
+  const port = await freePort();
+  const fx = await startFixture('udp', [String(port)], { t });
+  t.match(fx.ready, new RegExp(`^ready pid=${fx.pid} srvfd=\\d+ sentfd=\\d+ port=${port} port6=\\d+ `));
+  await fx.waitTicks(3);
+  const echoed = ticks(fx.lines(), 'echoed');
+  t.ok(echoed.at(-1)! >= 2, `the client's pings come back: ${echoed.join(' ')}`);
 });
 
 t.test('fixtures carry on after a long stop', async (t) => {

@@ -3,6 +3,7 @@
 import { ImageReader, type Manifest, parseHex } from '../image/index.js';
 import type { CoreRecord, FdsImageRecord, FilesImageRecord, MmImageRecord, TreeRecord } from './dump.js';
 import type { FdEntry, FileRecord } from './files/index.js';
+import { formatSockaddr, type InetFileRecord } from './files/inet.js';
 import { describeUnixFile } from './files/unix.js';
 
 const PAGE = 4096n;
@@ -69,6 +70,16 @@ async function summarize(dir: string, reader: ImageReader): Promise<ImageSummary
 
 const kib = (n: number) => (n >= 1 << 20 ? `${(n / 1048576).toFixed(1)} MiB` : `${(n / 1024).toFixed(0)} KiB`);
 
+function describeInet(f: InetFileRecord): string {
+  const addr = Buffer.from(f.addr, 'base64');
+  const state = f.proto === 'tcp' ? 'listening' : f.peer ? 'connected' : addr.readUInt16BE(2) ? 'bound' : 'unbound';
+  return `${f.proto}${f.family === 6 ? '6' : ''} socket ${state} ${formatSockaddr(addr)}`
+    + `${f.peer ? ` -> ${formatSockaddr(Buffer.from(f.peer, 'base64'))}` : ''}`
+    + `${f.reuseaddr ? ' reuseaddr' : ''}${f.reuseport ? ' reuseport' : ''}${f.v6only ? ' v6only' : ''}${f.device ? ` device ${f.device}` : ''}`
+    + Object.entries(f.options ?? {}).map(([k, v]) => ` ${k}=${v}`).join('')
+    + `${f.queued ? `, ${f.queued.length} datagram(s) queued` : ''}`;
+}
+
 function describeFile(f: FileRecord): string {
   switch (f.kind) {
     case 'regular': return `${f.type} ${f.path}${f.deleted ? ' (deleted, saved)' : ''} pos ${f.pos} flags 0${f.flags.toString(8)}`;
@@ -76,7 +87,7 @@ function describeFile(f: FileRecord): string {
     case 'pipe': return `pipe ${f.pipe} ${f.end} end${f.state?.data ? ' (data saved)' : ''}`;
     case 'fifo': return `fifo ${f.path} ${f.end} end${f.state?.data ? ' (data saved)' : ''}`;
     case 'epoll': return `epoll watching ${f.targets.map((t) => `fd ${t.tfd} [${t.file ?? '?'}] events 0x${t.events.toString(16)}`).join(', ')}`;
-    case 'inet': return `${f.proto}${f.family === 6 ? '6' : ''} socket ${f.proto === 'tcp' ? 'listening' : 'bound'}${f.reuseaddr ? ' reuseaddr' : ''}${f.reuseport ? ' reuseport' : ''}`;
+    case 'inet': return describeInet(f);
     case 'unix': return describeUnixFile(f);
     case 'memfd': return `memfd ${f.name} size ${f.size}${f.seals ? ` seals 0x${f.seals.toString(16)}` : ''} pos ${f.pos}`;
     case 'pidfd': return `pidfd of process ${f.pid}`;

@@ -1,14 +1,20 @@
 // Sockets and epoll from ckpt's side: pulling a process's socket into ckpt (pidfd_getfd) to ask
 // the kernel about it, and making listening sockets and epoll instances at restore.
-import { syscall, trySyscall } from './libc.js';
+import { syscall, SysError, trySyscall } from './libc.js';
 
 const NR = {
-  socket: 41, bind: 49, listen: 50, getsockname: 51, getsockopt: 55, setsockopt: 54, close: 3,
+  socket: 41, connect: 42, bind: 49, listen: 50, getsockname: 51, getpeername: 52, getsockopt: 55, setsockopt: 54, close: 3,
   pidfd_open: 434, pidfd_getfd: 438, epoll_create1: 291,
-  socketpair: 53, sendto: 44, recvfrom: 45, connect: 42, accept4: 288, shutdown: 48,
+  socketpair: 53, sendto: 44, recvfrom: 45, accept4: 288, shutdown: 48,
 };
 export const SOL_SOCKET = 1;
-export const SO = { REUSEADDR: 2, TYPE: 3, PASSCRED: 16, ACCEPTCONN: 30, PROTOCOL: 38, DOMAIN: 39, REUSEPORT: 15, PEEK_OFF: 42 } as const;
+export const SO = {
+  REUSEADDR: 2, TYPE: 3, BROADCAST: 6, SNDBUF: 7, RCVBUF: 8, KEEPALIVE: 9, PRIORITY: 12, REUSEPORT: 15, PASSCRED: 16,
+  BINDTODEVICE: 25, ACCEPTCONN: 30, SNDBUFFORCE: 32, RCVBUFFORCE: 33, MARK: 36, PROTOCOL: 38, DOMAIN: 39, PEEK_OFF: 42,
+} as const;
+export const IPPROTO_IP = 0;
+export const IPPROTO_TCP = 6;
+export const IPPROTO_UDP = 17;
 export const IPPROTO_IPV6 = 41;
 export const IPV6_V6ONLY = 26;
 const O_CLOEXEC = 0o2000000;
@@ -37,12 +43,40 @@ export function setsockoptInt(fd: number, level: number, name: number, value: nu
   syscall(`setsockopt(${level}, ${name})`, NR.setsockopt, fd, level, name, v, 4);
 }
 
-/** The raw sockaddr the socket is bound to. */
-export function getsockname(fd: number): Buffer {
+/** A socket option's bytes (at most max), as getsockopt returns them. */
+export function getsockoptBytes(fd: number, level: number, name: number, max: number): Buffer {
+  const v = Buffer.alloc(max);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(max, 0);
+  syscall(`getsockopt(${level}, ${name})`, NR.getsockopt, fd, level, name, v, len);
+  return Buffer.from(v.subarray(0, len.readUInt32LE(0)));
+}
+
+export function setsockoptBytes(fd: number, level: number, name: number, value: Buffer): void {
+  syscall(`setsockopt(${level}, ${name})`, NR.setsockopt, fd, level, name, value, value.length);
+}
+
+function sockaddrOf(call: string, nr: number, fd: number): Buffer {
   const addr = Buffer.alloc(128);
   const len = Buffer.alloc(4);
   len.writeUInt32LE(128, 0);
-  syscall('getsockname', NR.getsockname, fd, addr, len);
+  syscall(call, nr, fd, addr, len);
+  return Buffer.from(addr.subarray(0, len.readUInt32LE(0)));
+}
+
+/** The raw sockaddr the socket is bound to. */
+export function getsockname(fd: number): Buffer {
+  return sockaddrOf('getsockname', NR.getsockname, fd);
+}
+
+/** The raw sockaddr of a connected socket's peer; undefined when it has none (ENOTCONN). */
+export function getpeername(fd: number): Buffer | undefined {
+  const addr = Buffer.alloc(128);
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(128, 0);
+  const r = trySyscall(NR.getpeername, fd, addr, len);
+  if (r === -107) return undefined; // ENOTCONN
+  if (r < 0) throw new SysError('getpeername', -r);
   return Buffer.from(addr.subarray(0, len.readUInt32LE(0)));
 }
 
@@ -72,23 +106,14 @@ export function socketpair(type: number): [number, number] {
   return [fds.readInt32LE(0), fds.readInt32LE(4)];
 }
 
-/** recv(2) with flags; the bytes received (at most len), empty when nothing waits. */
-export function recv(fd: number, len: number, flags: number): Buffer {
-  const buf = Buffer.alloc(len);
-  const r = trySyscall(NR.recvfrom, fd, buf, len, flags, 0, 0);
-  if (r === -11) return Buffer.alloc(0); // EAGAIN
-  if (r < 0) throw new Error(`recv: errno ${-r}`);
-  return buf.subarray(0, r);
-}
-
 /** send(2) of all of data (a datagram socket sends it as one message), to `to` if given. */
 export function send(fd: number, data: Buffer, to?: Buffer): void {
   const r = syscall('send', NR.sendto, fd, data, data.length, 0, to ?? 0, to?.length ?? 0);
   if (r !== data.length) throw new Error(`send: ${r} of ${data.length} bytes`);
 }
 
-export function connect(fd: number, addr: Buffer, what: string): void {
-  syscall(`connect(${what})`, NR.connect, fd, addr, addr.length);
+export function connect(fd: number, addr: Buffer, what?: string): void {
+  syscall(what ? `connect(${what})` : 'connect', NR.connect, fd, addr, addr.length);
 }
 
 /** The next connection waiting on a listening socket, close-on-exec. */
@@ -104,4 +129,16 @@ export function shutdown(fd: number, how: number): void {
 /** A pidfd of process pid in this process (flags: PIDFD_NONBLOCK), close-on-exec as always. */
 export function pidfdOpen(pid: number, flags: number): number {
   return syscall(`pidfd_open(${pid})`, NR.pidfd_open, pid, flags);
+}
+
+/** recvfrom(2): the bytes received (at most len) and the sender's raw sockaddr; undefined when nothing waits. */
+export function recvFrom(fd: number, len: number, flags: number): { data: Buffer; from: Buffer } | undefined {
+  const buf = Buffer.alloc(len);
+  const from = Buffer.alloc(128);
+  const fromLen = Buffer.alloc(4);
+  fromLen.writeUInt32LE(128, 0);
+  const r = trySyscall(NR.recvfrom, fd, buf, len, flags, from, fromLen);
+  if (r === -11) return undefined; // EAGAIN
+  if (r < 0) throw new SysError('recvfrom', -r);
+  return { data: Buffer.from(buf.subarray(0, r)), from: Buffer.from(from.subarray(0, fromLen.readUInt32LE(0))) };
 }

@@ -46,7 +46,7 @@ export interface FileRestoreContext {
   fdOf(id: number): Promise<number>;
   /** Every open file of the image (kinds whose files are made together look for each other). */
   files: readonly FileRecordBase[];
-  /** Tells the user of something restored differently from the image. */
+  /** Reports what a restore could not bring back as it was, without failing it. */
   warn(message: string): void;
 }
 
