@@ -1,8 +1,10 @@
 // Unix sockets of every shape keep their names, connections and queues across dump and restore.
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import t from 'tap';
-import { makeSubreaper, startFixture, tmpdir } from '../helpers/index.js';
+import { makeSubreaper, packageRoot, startFixture, tmpdir } from '../helpers/index.js';
+import { fileLines, startProgram, until } from '../restore/util.js';
 import { cli, dump, killSession, reapAll, restoreDetached } from './util.js';
 
 makeSubreaper();
@@ -52,4 +54,36 @@ t.test('listeners, accepted and waiting connections, datagrams, names and queues
   await fx.waitTicks(3);
   t.equal(fx.lines().slice(from).find((l) => l.startsWith('FAIL')), undefined,
     'round trips go on; names, queued messages and their senders, the waiting connection: all as they were');
+});
+
+t.test('peers outside the tree: a datagram socket is connected again by name, a stream connection is refused', async (t) => {
+  const dir = tmpdir(t);
+  const script = path.join(packageRoot, 'test', 'tree', 'unix-outside.py');
+  const start = async (role: string) => {
+    const log = `${dir}/${role}.log`;
+    const p = startProgram(t, 'python3', ['-B', script, role, dir, log], dir);
+    await until(() => fileLines(log).some((l) => l.startsWith('ready')), 10_000, `${role} ready`);
+    return { ...p, log };
+  };
+  const server = await start('server');
+  const client = await start('dgram-client');
+  const got = () => fileLines(server.log).filter((l) => l.startsWith('got tick')).length;
+  await until(() => got() >= 2, 5000, 'ticks at the server');
+
+  const image = `${dir}/image`;
+  await dump(client.pid, image);
+  await client.exited;
+  t.match((await cli(['show', image])).stdout, `connected to ${dir}/ext-dgram.sock outside the tree`, 'show names the outside peer');
+  const before = got();
+  t.equal(await restoreDetached(image), client.pid, 'restored');
+  await until(() => got() >= before + 3, 5000, 'ticks from the restored client');
+  t.pass('the restored client\'s datagrams reach the server outside the tree');
+
+  const stream = await start('stream-client');
+  const fd = /fd=(\d+)/.exec(fileLines(stream.log)[0]!)![1];
+  const refused = await cli(['dump', '-t', String(stream.pid), '-D', `${dir}/refused`]);
+  t.not(refused.code, 0, 'a stream connection to a server outside the tree is refused');
+  t.match(refused.stderr, new RegExp(`unsupported fd ${fd}: stream unix socket connected to stream unix socket ${dir}/ext-stream.sock `
+    + `outside the tree in process ${stream.pid}`), 'naming the connection');
+  t.equal(stream.child.exitCode, null, 'the client keeps running');
 });
