@@ -5,7 +5,7 @@ import type { StepDefinition } from '../runner/types.js';
 import { restoreInNewPidNamespace } from '../state/pidns.js';
 import { restoreProcess, waitForExit } from '../state/restore.js';
 
-export interface RestoreParams { dir: string; detach?: boolean; pidfile?: string; 'pid-ns'?: boolean }
+export interface RestoreParams { dir: string; detach?: boolean; pidfile?: string; 'pid-ns'?: boolean; 'shell-job'?: boolean }
 
 const restore: StepDefinition<RestoreParams> = {
   kind: 'restore',
@@ -19,6 +19,10 @@ const restore: StepDefinition<RestoreParams> = {
       'pid-ns': {
         type: 'boolean',
         description: 'Restore into a new PID namespace (for when the PIDs are taken here); implies detach. pid is the PID seen from here.',
+      },
+      'shell-job': {
+        type: 'boolean',
+        description: 'Restore a shell job (dumped with shell-job): its terminal is ckpt\'s, it stays in ckpt\'s session, in the foreground if it was.',
       },
     },
     required: ['dir'],
@@ -40,6 +44,7 @@ const restore: StepDefinition<RestoreParams> = {
       signal: ctx.signal,
       progress: (done, total) => ctx.progress(done, total, 'bytes'),
       warn: (m) => ctx.log(`warning: ${m}`),
+      shellJob: params['shell-job'] ?? false,
     });
     if (params.pidfile) fs.writeFileSync(path.resolve(ctx.cwd, params.pidfile), `${pid}\n`);
     ctx.log(`restored ${pid}`);

@@ -32,6 +32,12 @@ export interface FileDumpContext {
   saveBlob(name: string, data: Buffer): Promise<string>;
   /** Per-dump memory of a kind (e.g. pipes whose contents are saved already). */
   seen: Map<string, unknown>;
+  /** The live processes of the tree being dumped (e.g. to tell whether a pty's master is in it). */
+  tree: number[];
+  /** Dumping a shell job: terminals outside the tree are recorded as such, not refused. */
+  shellJob: boolean;
+  /** Something the image will not hold, said to the user. */
+  warn(message: string): void;
 }
 
 export interface FileRestoreContext {
