@@ -80,6 +80,17 @@ t.test('unsupported', async (t) => {
   t.match(fx.ready, /pipe_r=4 pipe_w=5 socket=6 peer=7 inotify=8/);
 });
 
+t.test('tty: a pty pair, the child answering through it', async (t) => {
+  const fx = await startFixture('tty', [], { t });
+  const child = Number(fx.readyInfo.child);
+  t.match(fx.ready, new RegExp(`^ready pid=${fx.pid} child=\\d+ pts=\\d+$`));
+  await fx.waitForLine(/^child state lines=20 tty=\/dev\/pts\/\d+ fg=(\d+) pgrp=\1 sid=\1 /);
+  t.ok(ticks(fx.lines(), 'echoed').at(-1)! > 10, 'answers come back');
+  await fx.kill();
+  // With the master gone the child reads an error and ends: reparented to us, reaped here.
+  await reapPid(child);
+});
+
 t.test('fixtures carry on after a long stop', async (t) => {
   const fxs = await Promise.all([
     startFixture('signals', [], { t }),

@@ -20,6 +20,21 @@ const python = execFileSync('python3', ['-c', 'import sys; print(sys.executable)
 const jobLeader = path.join(packageRoot, 'test', 'tree', 'jobleader.py');
 const ckptBin = path.join(packageRoot, 'bin', 'ckpt.js');
 
+/** Opens /dev/ptmx until pty `index` is this process's; returns every master opened. */
+function takePty(index: number): number[] {
+  const fds: number[] = [];
+  for (;;) {
+    const fd = fs.openSync('/dev/ptmx', fs.constants.O_RDWR | O_NOCTTY);
+    fds.push(fd);
+    const got = ptyIndex(fd);
+    if (got === index) return fds;
+    if (got > index) {
+      fds.forEach((f) => fs.closeSync(f));
+      throw new Error(`pty ${index} is taken by another process`);
+    }
+  }
+}
+
 /** The last "child state" line's words after "lines=N". */
 const childState = (lines: string[]) => lines.filter((l) => l.startsWith('child state ')).map((l) => l.split(' ').slice(3).join(' '));
 
@@ -52,6 +67,14 @@ t.test('a pty pair inside the tree, the slave a child\'s controlling terminal', 
   t.match(shown.stdout, new RegExp(`pty ${N} slave /dev/pts/${N}`), 'and the slave');
   t.match(shown.stdout, new RegExp(`${C} ppid ${P} pgid ${C} sid ${C} ctty \\[\\d+\\] foreground ${C}`), 'and the child\'s terminal');
 
+  // While something else holds pty N the restore is refused before anything is made.
+  const taken = takePty(N);
+  const refused = await cli(['restore', '-D', image, '-d']);
+  taken.forEach((fd) => fs.closeSync(fd));
+  t.not(refused.code, 0, `a restore while pty ${N} is taken fails`);
+  t.match(refused.stderr, new RegExp(`pty ${N} is in use`), `saying so: ${refused.stderr}`);
+  t.notOk(fs.existsSync(`/proc/${P}`), 'nothing restored');
+
   t.equal(await restoreDetached(image), P, 'restored');
   t.ok(fs.existsSync(`/dev/pts/${N}`), `/dev/pts/${N} is back`);
   const from = fx.lines().length;
@@ -66,6 +89,24 @@ t.test('a pty pair inside the tree, the slave a child\'s controlling terminal', 
   const echoed = tickValues(fx.lines().slice(from), 'echoed');
   t.ok(echoed.at(-1)! > echoedBefore + 3, `the parent gets answers again: ${echoedBefore} before, ${echoed.join(' ')} after`);
   t.notOk(fx.lines().some((l) => l.startsWith('FAIL')), 'no FAIL');
+});
+
+t.test('a dump with --leave-running leaves the pty pair working', async (t) => {
+  const fx = await startFixture('tty', [], { t });
+  const P = fx.pid;
+  const C = Number(fx.readyInfo.child);
+  t.teardown(async () => {
+    await killSession(P);
+    await killSession(C);
+  });
+  await fx.waitTicks(5);
+  await dump(P, `${tmpdir(t)}/image`, ['--leave-running']);
+  const echoedAtDump = tickValues(fx.lines(), 'echoed').at(-1)!;
+  await fx.waitTicks(10);
+  const echoed = tickValues(fx.lines(), 'echoed');
+  t.ok(echoed.at(-1)! > echoedAtDump + 5, `answers go on: ${echoedAtDump} at the dump, ${echoed.at(-1)} now`);
+  t.equal(tickValues(fx.lines(), 'garbled').at(-1), 0, 'nothing written through the pair was lost');
+  t.equal(readStat(C).tpgid, C, 'the child is still in the foreground of its terminal');
 });
 
 /** A pty made by this test: its master (non-blocking), read all along into `output`. */
