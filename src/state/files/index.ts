@@ -41,13 +41,12 @@ export class UnsupportedFdError extends Error {
   }
 }
 
-/** What a descriptor is, in words, for errors: 'pipe', 'socket', 'eventfd', 'tty', ... */
+/** What a descriptor is, in words, for errors: 'pipe', 'socket', 'eventfd', 'inotify', ... */
 export function describeFd(link: string, stat: fs.BigIntStats): string {
   const anon = /^anon_inode:\[?([\w-]+)\]?/.exec(link);
   if (anon) return anon[1];
   const typed = /^(\w+):\[(\w*)\]/.exec(link);
   if (typed) return typed[1];
-  if (stat.isCharacterDevice()) return `terminal ${link}`;
   if (stat.isFIFO()) return `fifo ${link}`;
   if (stat.isSocket()) return `socket ${link}`;
   return link;
