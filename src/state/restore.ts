@@ -257,7 +257,7 @@ export async function restoreProcess(opts: RestoreOptions): Promise<{ pid: numbe
     // stays in ckpt's session, and a group outside the tree is the group ckpt put the root in.
     const top = img.tree.processes[0]!;
     const outsideSession = top.sid !== root ? top.sid : undefined;
-    const ckptSession = Number(built[0]!.remote.call('getsid', 0));
+    const ckptSession = readStat(process.pid).session;
     if (outsideSession !== undefined && !opts.shellJob) {
       warn(`process ${root} was in session ${outsideSession}; restored in ckpt's session ${ckptSession}`);
     }

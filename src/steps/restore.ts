@@ -1,6 +1,7 @@
 // restore: bring a process back from an image, with its original PID.
 import fs from 'node:fs';
 import path from 'node:path';
+import { StepError } from '../runner/errors.js';
 import type { StepDefinition } from '../runner/types.js';
 import { restoreInNewPidNamespace } from '../state/pidns.js';
 import { restoreProcess, waitForExit } from '../state/restore.js';
@@ -34,6 +35,8 @@ const restore: StepDefinition<RestoreParams> = {
   async run(ctx, params) {
     const dir = path.resolve(ctx.cwd, params.dir);
     if (params['pid-ns']) {
+      // The restore inside the namespace runs with no terminal to give a shell job.
+      if (params['shell-job']) throw new StepError('shell-job and pid-ns cannot be combined');
       const r = await restoreInNewPidNamespace(dir, ctx.signal);
       if (params.pidfile) fs.writeFileSync(path.resolve(ctx.cwd, params.pidfile), `${r.hostPid}\n`);
       ctx.log(`restored ${r.pid} in a new PID namespace (PID ${r.hostPid} here; its init is ${r.initPid})`);
