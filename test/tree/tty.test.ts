@@ -109,6 +109,18 @@ t.test('a dump with --leave-running leaves the pty pair working', async (t) => {
   t.equal(readStat(C).tpgid, C, 'the child is still in the foreground of its terminal');
 });
 
+t.test('bytes in flight inside a pty: the dump warns and leaves them in place', async (t) => {
+  const fx = await startFixture('tty', ['inflight'], { t });
+  const N = fx.readyInfo.pts;
+  await fx.waitTicks(2);
+  t.match(fx.lines().at(-1)!, /slave_unread=9 master_unread=9$/, 'nine bytes wait at each side');
+  const run = await dump(fx.pid, `${tmpdir(t)}/image`, ['--leave-running']);
+  t.match(run.stdout + run.stderr, new RegExp(`warning: pty ${N} .*9 bytes written to the master and 9 written to the slave were not read yet`),
+    'the dump says they are not in the image');
+  await fx.waitTicks(2);
+  t.match(fx.lines().at(-1)!, /slave_unread=9 master_unread=9$/, 'and they still wait, untouched');
+});
+
 /** A pty made by this test: its master (non-blocking), read all along into `output`. */
 interface TestPty { master: number; slave: string; output(): string; close(): void }
 
