@@ -187,7 +187,8 @@ const ptmxOf = (devpts: string) => (devpts === '/dev/pts' ? '/dev/ptmx' : path.j
 
 /** ckpt's own terminal, for a shell job's: a terminal on stdin, stdout or stderr, else /dev/tty. */
 export function ownTerminal(): string | undefined {
-  for (const fd of [0, 1, 2]) if (tty.isatty(fd)) return fs.readlinkSync(`/proc/self/fd/${fd}`);
+  // A pty master is a terminal too, but opening its path again would make a new pty.
+  for (const fd of [0, 1, 2]) if (tty.isatty(fd) && !isPtmx(fs.fstatSync(fd, { bigint: true }).rdev)) return fs.readlinkSync(`/proc/self/fd/${fd}`);
   try {
     fs.closeSync(fs.openSync('/dev/tty', O_RDWR | O_NOCTTY | O_CLOEXEC));
     return '/dev/tty';
