@@ -91,6 +91,34 @@ t.test('a pty pair inside the tree, the slave a child\'s controlling terminal', 
   t.notOk(fx.lines().some((l) => l.startsWith('FAIL')), 'no FAIL');
 });
 
+t.test('a controlling terminal no descriptor of the session holds', async (t) => {
+  const fx = await startFixture('tty', ['ctty-only'], { t });
+  const P = fx.pid;
+  const C = Number(fx.readyInfo.child);
+  const N = Number(fx.readyInfo.pts);
+  t.teardown(async () => {
+    await killSession(P);
+    await killSession(C);
+  });
+  await fx.waitForLine(/^child state lines=0 /);
+  await fx.waitTicks(2);
+  const before = readStat(C);
+  t.equal(before.tty_nr, (136 << 8) | N, `the child's controlling terminal is /dev/pts/${N}`);
+  t.notOk(fs.readdirSync(`/proc/${C}/fd`).some((fd) => fs.readlinkSync(`/proc/${C}/fd/${fd}`) === `/dev/pts/${N}`), 'which it holds no descriptor of');
+  const image = `${tmpdir(t)}/image`;
+  await dump(P, image);
+  await fx.exited;
+  await reapAll([C]);
+  const shown = await cli(['show', image]);
+  t.match(shown.stdout, new RegExp(`${C} ppid ${P} pgid ${C} sid ${C} ctty \\[\\d+\\] foreground ${C}`), 'the image has the child\'s terminal');
+  t.equal(await restoreDetached(image), P, 'restored');
+  await fx.waitTicks(3);
+  const after = readStat(C);
+  t.equal(after.tty_nr, before.tty_nr, 'the child\'s controlling terminal is the same pty');
+  t.equal(after.tpgid, C, 'its group the foreground group');
+  t.notOk(fs.readdirSync(`/proc/${C}/fd`).some((fd) => fs.readlinkSync(`/proc/${C}/fd/${fd}`).startsWith('/dev/pts/')), 'and it holds no descriptor of it');
+});
+
 t.test('a dump with --leave-running leaves the pty pair working', async (t) => {
   const fx = await startFixture('tty', [], { t });
   const P = fx.pid;
