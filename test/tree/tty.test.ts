@@ -119,6 +119,34 @@ t.test('a controlling terminal no descriptor of the session holds', async (t) =>
   t.notOk(fs.readdirSync(`/proc/${C}/fd`).some((fd) => fs.readlinkSync(`/proc/${C}/fd/${fd}`).startsWith('/dev/pts/')), 'and it holds no descriptor of it');
 });
 
+t.test('/dev/tty of a process whose controlling terminal is a pty of the tree', async (t) => {
+  const fx = await startFixture('tty', ['devtty'], { t });
+  const P = fx.pid;
+  const C = Number(fx.readyInfo.child);
+  const N = Number(fx.readyInfo.pts);
+  t.teardown(async () => {
+    await killSession(P);
+    await killSession(C);
+  });
+  await fx.waitForLine(/^child state lines=20 /);
+  const stateBefore = childState(fx.lines()).at(-1)!;
+  t.match(stateBefore, new RegExp(`^tty=/dev/tty fg=${C} `), 'the child talks through /dev/tty');
+  const echoedBefore = tickValues(fx.lines(), 'echoed').at(-1)!;
+  const image = `${tmpdir(t)}/image`;
+  await dump(P, image);
+  await fx.exited;
+  await reapAll([C]);
+  t.match((await cli(['show', image])).stdout, new RegExp(`pty ${N} slave /dev/pts/${N}`), 'recorded as the slave of the pty');
+  t.equal(await restoreDetached(image), P, 'restored');
+  const from = fx.lines().length;
+  const line = await fx.waitForLine(/^child state /, 5000, from);
+  await fx.waitTicks(3);
+  t.equal(line.split(' ').slice(3).join(' '), stateBefore.replace('tty=/dev/tty', `tty=/dev/pts/${N}`),
+    `the same terminal, now opened as /dev/pts/${N}`);
+  t.ok(tickValues(fx.lines().slice(from), 'echoed').at(-1)! > echoedBefore, 'the child answers through it');
+  t.equal(readStat(C).tty_nr, (136 << 8) | N, 'and it is its controlling terminal');
+});
+
 t.test('a dump with --leave-running leaves the pty pair working', async (t) => {
   const fx = await startFixture('tty', [], { t });
   const P = fx.pid;

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import tty from 'node:tty';
 import { closeFd, fcntl, F_SETFL } from '../../sys/files.js';
-import { listFds } from '../../sys/proc.js';
+import { listFds, readFdLink, readStat } from '../../sys/proc.js';
 import type { RemoteScratch, RemoteThread } from '../../sys/remote.js';
 import { pullFd } from '../../sys/sockets.js';
 import {
@@ -34,6 +34,7 @@ export const minor = (rdev: bigint) => Number((rdev & 0xffn) | ((rdev >> 12n) & 
 const TTY_MAJORS = new Set([4, 5, 128, 129, 130, 131, 132, 133, 134, 135, 136, 137, 138, 139, 140, 141, 142, 143]);
 const TTYAUX_MAJOR = 5;
 const PTMX_MINOR = 2;
+const DEV_TTY_MINOR = 0;
 const PTS_MAJOR_FIRST = 136;
 const PTS_MAJOR_LAST = 143;
 
@@ -72,10 +73,14 @@ export interface TtyFileRecord extends FileRecordBase {
   pty?: PtyState;
 }
 
+/** The devpts directory a ptmx path belongs to, and back: /dev/ptmx serves /dev/pts. */
+const devptsOf = (ptmx: string) => (ptmx === '/dev/ptmx' ? '/dev/pts' : path.dirname(ptmx));
+const ptmxOf = (devpts: string) => (devpts === '/dev/pts' ? '/dev/ptmx' : path.join(devpts, 'ptmx'));
+
 /** A terminal the dump does not take: named with its fd and process, and what would take it. */
 export class UnsupportedTerminalError extends Error {}
 
-interface Holder { pid: number; fd: number }
+interface Holder { pid: number; fd: number; path: string }
 
 /** The masters and slaves of ptys held anywhere in the tree, by pty index (looked at once per dump). */
 function ptysOfTree(ctx: FileDumpContext): { masters: Map<number, Holder>; slaves: Map<number, Holder> } {
@@ -93,11 +98,11 @@ function ptysOfTree(ctx: FileDumpContext): { masters: Map<number, Holder>; slave
         continue; // an fd that cannot be followed is no terminal of ours
       }
       const index = slaveIndex(rdev);
-      if (index !== undefined) found.slaves.set(index, { pid, fd });
+      if (index !== undefined) found.slaves.set(index, { pid, fd, path: readFdLink(pid, fd) });
       else if (isPtmx(rdev)) {
         const copy = pullFd(pid, fd);
         try {
-          found.masters.set(ptyIndex(copy), { pid, fd });
+          found.masters.set(ptyIndex(copy), { pid, fd, path: readFdLink(pid, fd) });
         } finally {
           closeFd(copy);
         }
@@ -145,13 +150,11 @@ function collectMaster(ctx: FileDumpContext): Omit<TtyFileRecord, 'id' | 'kind'>
   }
 }
 
-function collectSlave(ctx: FileDumpContext, index: number): Omit<TtyFileRecord, 'id' | 'kind'> {
+/** A description of the slave of pty `index` (path: as opened, or the slave's for /dev/tty). */
+function collectSlave(ctx: FileDumpContext, index: number, path: string, rdev: bigint): Omit<TtyFileRecord, 'id' | 'kind'> {
   const copy = pullFd(ctx.pid, ctx.fd);
   try {
-    return {
-      role: 'slave', path: ctx.link, flags: ctx.fdinfo.flags & ~O_CLOEXEC, rdev: `${major(ctx.stat.rdev)}:${minor(ctx.stat.rdev)}`,
-      index, exclusive: exclusive(copy),
-    };
+    return { role: 'slave', path, flags: ctx.fdinfo.flags & ~O_CLOEXEC, rdev: `${major(rdev)}:${minor(rdev)}`, index, exclusive: exclusive(copy) };
   } finally {
     closeFd(copy);
   }
@@ -181,9 +184,6 @@ function ptyPair(ctx: FileRestoreContext, index: number, ptmx: string): number {
   }
 }
 
-/** The devpts directory a ptmx path belongs to, and back: /dev/ptmx serves /dev/pts. */
-const devptsOf = (ptmx: string) => (ptmx === '/dev/ptmx' ? '/dev/pts' : path.dirname(ptmx));
-const ptmxOf = (devpts: string) => (devpts === '/dev/pts' ? '/dev/ptmx' : path.join(devpts, 'ptmx'));
 
 /** ckpt's own terminal, for a shell job's: a terminal on stdin, stdout or stderr, else /dev/tty. */
 export function ownTerminal(): string | undefined {
@@ -205,7 +205,16 @@ export const terminals: FileKind<TtyFileRecord> = {
   async collect(ctx) {
     if (isPtmx(ctx.stat.rdev)) return collectMaster(ctx);
     const index = slaveIndex(ctx.stat.rdev);
-    if (index !== undefined && ptysOfTree(ctx).masters.has(index)) return collectSlave(ctx, index);
+    if (index !== undefined && ptysOfTree(ctx).masters.has(index)) return collectSlave(ctx, index, ctx.link, ctx.stat.rdev);
+    // /dev/tty is the process's controlling terminal: when that is a pty of the tree, it is
+    // that pty's slave, opened by its own path at restore.
+    if (major(ctx.stat.rdev) === TTYAUX_MAJOR && minor(ctx.stat.rdev) === DEV_TTY_MINOR) {
+      const ctty = BigInt(readStat(ctx.pid).tty_nr);
+      const cttyIndex = slaveIndex(ctty);
+      if (cttyIndex !== undefined && ptysOfTree(ctx).masters.has(cttyIndex)) {
+        return collectSlave(ctx, cttyIndex, path.join(devptsOf(ptysOfTree(ctx).masters.get(cttyIndex)!.path), String(cttyIndex)), ctty);
+      }
+    }
     if (!ctx.shellJob) {
       throw new UnsupportedTerminalError(`unsupported fd ${ctx.fd}: terminal ${ctx.link} in process ${ctx.pid} is outside the dumped tree `
         + '(a shell\'s terminal): use --shell-job to dump it as a shell job');
