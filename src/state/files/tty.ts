@@ -1,8 +1,9 @@
 // Terminals. A pty whose master is held inside the tree is made again: ckpt opens /dev/ptmx until
 // the kernel hands out the same index, and gives the pair its termios, window size, lock and
-// packet mode; each slave description is /dev/pts/N opened again. Any other terminal (a pty
-// whose master is outside the tree, /dev/tty, a console) belongs to whoever started the tree:
-// it is dumped only as a shell job (--shell-job) and restored as ckpt's own terminal.
+// packet mode; each slave description is /dev/pts/N opened again (so is /dev/tty when it is
+// such a pty). Any other terminal (a pty whose master is outside the tree, /dev/tty, a console)
+// belongs to whoever started the tree: it is dumped only as a shell job (--shell-job) and
+// restored as ckpt's own terminal.
 //
 // Bytes in flight inside a pty (written to one side, not yet read at the other) cannot be read
 // without taking them away from the process: they are not saved, and the dump says so.
@@ -80,13 +81,13 @@ const ptmxOf = (devpts: string) => (devpts === '/dev/pts' ? '/dev/ptmx' : path.j
 /** A terminal the dump does not take: named with its fd and process, and what would take it. */
 export class UnsupportedTerminalError extends Error {}
 
-interface Holder { pid: number; fd: number; path: string }
+interface Holder { pid: number; fd: number }
 
 /** The masters and slaves of ptys held anywhere in the tree, by pty index (looked at once per dump). */
-function ptysOfTree(ctx: FileDumpContext): { masters: Map<number, Holder>; slaves: Map<number, Holder> } {
+function ptysOfTree(ctx: FileDumpContext): { masters: Map<number, Holder & { path: string }>; slaves: Map<number, Holder> } {
   const known = ctx.seen.get('ptys') as ReturnType<typeof ptysOfTree> | undefined;
   if (known) return known;
-  const found = { masters: new Map<number, Holder>(), slaves: new Map<number, Holder>() };
+  const found: ReturnType<typeof ptysOfTree> = { masters: new Map(), slaves: new Map() };
   for (const pid of ctx.tree) {
     for (const fd of listFds(pid)) {
       let rdev: bigint;
@@ -98,7 +99,7 @@ function ptysOfTree(ctx: FileDumpContext): { masters: Map<number, Holder>; slave
         continue; // an fd that cannot be followed is no terminal of ours
       }
       const index = slaveIndex(rdev);
-      if (index !== undefined) found.slaves.set(index, { pid, fd, path: readFdLink(pid, fd) });
+      if (index !== undefined) found.slaves.set(index, { pid, fd });
       else if (isPtmx(rdev)) {
         const copy = pullFd(pid, fd);
         try {
