@@ -89,6 +89,17 @@ t.test('udp: echo servers answer their clients', async (t) => {
   t.ok(echoed.at(-1)! >= 2, `the client's pings come back: ${echoed.join(' ')}`);
 });
 
+t.test('tty: a pty pair, the child answering through it', async (t) => {
+  const fx = await startFixture('tty', [], { t });
+  const child = Number(fx.readyInfo.child);
+  t.match(fx.ready, new RegExp(`^ready pid=${fx.pid} child=\\d+ pts=\\d+$`));
+  await fx.waitForLine(/^child state lines=20 tty=\/dev\/pts\/\d+ fg=(\d+) pgrp=\1 sid=\1 /);
+  t.ok(ticks(fx.lines(), 'echoed').at(-1)! > 10, 'answers come back');
+  await fx.kill();
+  // With the master gone the child reads an error and ends: reparented to us, reaped here.
+  await reapPid(child);
+});
+
 t.test('fixtures carry on after a long stop', async (t) => {
   const fxs = await Promise.all([
     startFixture('signals', [], { t }),

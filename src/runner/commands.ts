@@ -68,6 +68,7 @@ export const COMMANDS: CommandDefinition[] = [
       { long: 'images-dir', short: 'D', param: 'dir', type: 'string', value: 'DIR', description: 'image directory (created 0700)', required: true },
       { long: 'leave-running', short: 'R', param: 'leave-running', type: 'boolean', description: 'let the process continue after the dump (default: end it)' },
       { long: 'freeze-method', param: 'method', type: 'string', value: 'ptrace|cgroup', description: 'how to freeze it (default ptrace)' },
+      { long: 'shell-job', short: 'j', param: 'shell-job', type: 'boolean', description: 'started from a shell: record its terminal, outside the tree' },
     ],
   },
   {
@@ -79,6 +80,7 @@ export const COMMANDS: CommandDefinition[] = [
       { long: 'restore-detached', short: 'd', param: 'detach', type: 'boolean', description: 'return once it runs (default: wait and exit with its status)' },
       { long: 'pidfile', param: 'pidfile', type: 'string', value: 'FILE', description: 'write the restored PID here' },
       { long: 'pid-ns', param: 'pid-ns', type: 'boolean', description: 'restore into a new PID namespace where its PIDs are free (implies -d)' },
+      { long: 'shell-job', short: 'j', param: 'shell-job', type: 'boolean', description: 'a shell job: give it this terminal, keep it in this session' },
     ],
     exitCode: (outputs) => (typeof outputs['exit-code'] === 'number' ? outputs['exit-code'] : 0),
   },

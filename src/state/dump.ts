@@ -10,6 +10,7 @@ import { findSyscallInsn, RemoteScratch, RemoteThread } from '../sys/remote.js';
 import { ImageWriter } from '../image/index.js';
 import { collectCreds, type CredsRecord } from './creds.js';
 import { FileTable, type FdEntry, type FileRecord } from './files/index.js';
+import { terminalFile } from './files/tty.js';
 import { FrozenTree, type FreezeMethod } from './freeze.js';
 import { collectFs, type FsRecord } from './fs.js';
 import { collectLimits, type RlimitRecord } from './limits.js';
@@ -44,6 +45,10 @@ export interface TreeRecord {
     zombie?: { exit_code: number; comm: string };
     /** Shares its parent's descriptor table (created with CLONE_FILES). */
     files_shared?: true;
+    /** A session leader's controlling terminal (a tty of files.json) and its foreground group. */
+    ctty?: { file: number; foreground?: number };
+    /** The root of a shell job: its group was the foreground group of the terminal outside the tree. */
+    foreground?: true;
   }>;
 }
 
@@ -54,6 +59,9 @@ export interface DumpOptions {
   method?: FreezeMethod;
   /** A tree frozen earlier (a freeze step); frozen here otherwise. */
   frozen?: FrozenTree;
+  /** A shell job: terminals outside the tree are recorded, not refused. */
+  shellJob?: boolean;
+  warn?: (message: string) => void;
   signal?: AbortSignal;
   progress?: (done: number, total: number) => void;
 }
@@ -76,13 +84,16 @@ export async function dumpProcess(opts: DumpOptions): Promise<DumpResult> {
   try {
     signal?.throwIfAborted();
     image = await ImageWriter.create(opts.dir);
-    const files = new FileTable(async (name, data) => { await image!.writeBlob(name, data); return name; }, [...frozen.processes.keys()]);
+    const files = new FileTable(async (name, data) => { await image!.writeBlob(name, data); return name; },
+      { tree: [...frozen.processes.keys()], shellJob: opts.shellJob ?? false, warn: opts.warn ?? (() => {}) });
     const tree: TreeRecord = { $format: 1, root, processes: [] };
     let pages = 0;
     let bytes = 0;
     let fdCount = 0;
     const sizes = new Map<number, number>();
     const shmemSaved = new Set<string>();
+    /** Session leaders with a controlling terminal: which file it is is known once every table is. */
+    const leaders: Array<{ pid: number; ttyNr: number; tpgid: number }> = [];
     for (const pid of [...frozen.processes.keys(), ...frozen.zombies].sort(parentsFirst(frozen))) {
       const st = readStat(pid);
       if (frozen.zombies.includes(pid)) {
@@ -90,7 +101,11 @@ export async function dumpProcess(opts: DumpOptions): Promise<DumpResult> {
         continue;
       }
       const sharesTable = frozen.processes.has(st.ppid) && trySyscall(NR_KCMP, st.ppid, pid, KCMP_FILES, 0, 0) === 0;
-      tree.processes.push({ pid, ppid: st.ppid, pgid: st.pgrp, sid: st.session, ...(sharesTable ? { files_shared: true as const } : {}) });
+      tree.processes.push({
+        pid, ppid: st.ppid, pgid: st.pgrp, sid: st.session, ...(sharesTable ? { files_shared: true as const } : {}),
+        ...(pid === root && st.session !== pid && st.tty_nr !== 0 && st.tpgid === st.pgrp ? { foreground: true as const } : {}),
+      });
+      if (st.session === pid && st.tty_nr !== 0) leaders.push({ pid, ttyNr: st.tty_nr, tpgid: st.tpgid });
       const d: Driven = { pid, remotes: [], mem: new ProcMem(pid, true) };
       driven.push(d);
       // The memory map is read before ckpt maps its scratch page, so that page is not in it.
@@ -137,6 +152,15 @@ export async function dumpProcess(opts: DumpOptions): Promise<DumpResult> {
       await image.writeRecord('core', pid, core);
       await image.writeRecord('mm', pid, mm);
       await image.writeRecord('fds', pid, { $format: 1, pid, fds } satisfies FdsImageRecord);
+    }
+    for (const l of leaders) {
+      const file = terminalFile(files.files, l.ttyNr);
+      if (!file || file.role === 'external') {
+        throw new Error(`process ${l.pid} leads a session whose controlling terminal ${file?.path ?? `(device ${l.ttyNr})`} is `
+          + 'outside the dumped tree: not supported (a shell job\'s session leader is its shell, outside the tree)');
+      }
+      const foreground = tree.processes.some((p) => p.pgid === l.tpgid && p.sid === l.pid) ? { foreground: l.tpgid } : {};
+      tree.processes.find((p) => p.pid === l.pid)!.ctty = { file: file.id, ...foreground };
     }
     await image.writeRecord('files', null, { $format: 1, files: files.files } satisfies FilesImageRecord);
     await image.writeRecord('tree', null, tree);

@@ -14,6 +14,7 @@ import { parseHex } from '../image/hex.js';
 import { restoreCreds } from './creds.js';
 import type { CoreRecord, FdsImageRecord, FilesImageRecord, MmImageRecord, TreeRecord } from './dump.js';
 import { FileOpener, installFds, type FileRecord } from './files/index.js';
+import { acquireTerminal, makeForeground, setForeground, terminalsUnavailable } from './files/tty.js';
 import { restoreFs } from './fs.js';
 import { restoreLimits } from './limits.js';
 import { finalProtections, mapVmas, onceWritable, restorePages } from './memory.js';
@@ -38,6 +39,8 @@ export interface RestoreOptions {
   signal?: AbortSignal;
   progress?: (done: number, total: number) => void;
   warn?: (message: string) => void;
+  /** A shell job: its terminals outside the tree become ckpt's terminal, its group the foreground one. */
+  shellJob?: boolean;
 }
 
 export interface ProcessImage {
@@ -214,6 +217,8 @@ export async function restoreProcess(opts: RestoreOptions): Promise<{ pid: numbe
   const img = await loadImage(opts.dir);
   try {
     await checkPidsFree(img);
+    const noTerminals = terminalsUnavailable(img.files.files, opts.shellJob ?? false);
+    if (noTerminals) throw new RestoreError(noTerminals);
     opts.signal?.throwIfAborted();
   } catch (e) {
     await img.reader.close();
@@ -241,18 +246,35 @@ export async function restoreProcess(opts: RestoreOptions): Promise<{ pid: numbe
       b.zombie = p.zombie;
       b.sharedTable = p.files_shared === true;
       built.push(b);
-      // A session leader starts its session before it has children, who then inherit it.
-      if (p.sid === p.pid) b.remote.call('setsid');
+      // A session leader starts its session, and takes its terminal, before it has children,
+      // who then inherit both.
+      if (p.sid === p.pid) {
+        b.remote.call('setsid');
+        if (p.ctty) acquireTerminal(b.remote, await opener.fdOf(p.ctty.file));
+      }
     }
+    // A session outside the tree (a shell job's, or a daemon's) is not made again: the tree
+    // stays in ckpt's session, and a group outside the tree is the group ckpt put the root in.
+    const top = img.tree.processes[0]!;
+    const outsideSession = top.sid !== root ? top.sid : undefined;
+    const ckptSession = readStat(process.pid).session;
+    if (outsideSession !== undefined && !opts.shellJob) {
+      warn(`process ${root} was in session ${outsideSession}; restored in ckpt's session ${ckptSession}`);
+    }
+    const groupInTree = (pgid: number) => img.tree.processes.some((x) => x.pid === pgid);
     for (const p of [...img.tree.processes].sort((a, b) => Number(b.pgid === b.pid) - Number(a.pgid === a.pid))) {
       const b = built.find((x) => x.pid === p.pid)!;
       const sid = Number(b.remote.call('getsid', 0));
-      if (sid !== p.sid && p.pid === root) {
-        warn(`process ${p.pid} was in session ${p.sid}; restored in ckpt's session ${sid}`);
-        continue;
-      }
-      if (sid !== p.sid) throw new RestoreError(`process ${p.pid}: cannot restore its session ${p.sid}`);
+      const outside = p.sid === outsideSession;
+      if (sid !== (outside ? ckptSession : p.sid)) throw new RestoreError(`process ${p.pid}: cannot restore its session ${p.sid}`);
+      if (outside && !groupInTree(p.pgid)) continue;
       if (Number(b.remote.call('getpgid', 0)) !== p.pgid) b.remote.call('setpgid', 0, p.pgid === p.pid ? 0 : p.pgid);
+    }
+    // Every group exists now: each session leader gives its terminal its foreground group.
+    for (const p of img.tree.processes) {
+      if (p.ctty?.foreground === undefined) continue;
+      const b = built.find((x) => x.pid === p.pid)!;
+      setForeground(b.remote, b.scratch, await opener.fdOf(p.ctty.file), p.ctty.foreground);
     }
 
     // 2. Each live process reshaped into its image.
@@ -275,6 +297,11 @@ export async function restoreProcess(opts: RestoreOptions): Promise<{ pid: numbe
         setFinalRegisters(t.rec.tid, t.rec, await img.reader.blob(t.rec.xstate));
         pt.setSigmask(t.rec.tid, parseHex(t.rec.blocked));
       }
+    }
+    // A shell job in the foreground at dump is in the foreground of ckpt's terminal again.
+    if (opts.shellJob && top.foreground && top.pgid === root) {
+      const why = makeForeground(root);
+      if (why) warn(`group ${root} not made the foreground group of ckpt's terminal: ${why}`);
     }
     for (const b of [...built].reverse()) {
       for (const t of b.threads) pt.detach(t.rec.tid);

@@ -94,6 +94,9 @@ function describeFile(f: FileRecord): string {
     case 'eventfd': return `eventfd count ${f.count}${f.semaphore ? ' semaphore' : ''}`;
     case 'signalfd': return `signalfd mask ${f.mask}`;
     case 'inotify': return `inotify${f.flags & 0o4000 ? ' nonblocking' : ''} watching ${f.watches.map((w) => `wd ${w.wd} ${w.path} mask 0x${w.mask.toString(16)}`).join(', ') || 'nothing'}${f.unread ? `, ${f.unread} bytes of events unread (not restored)` : ''}`;
+    case 'tty': return f.role === 'external' ? `terminal ${f.path} (${f.rdev}) outside the tree, a shell job's`
+      : `pty ${f.index} ${f.role} ${f.path}${f.pty ? ` ${f.pty.winsize.rows}x${f.pty.winsize.cols}${f.pty.locked ? ' locked' : ''}${f.pty.packet ? ' packet mode' : ''}` : ''}`
+        + `${f.exclusive ? ' exclusive' : ''} flags 0${f.flags.toString(8)}`;
     case 'timerfd': return `timerfd clock ${f.clock} interval ${f.interval[0]}s ${f.interval[1]}ns, next in ${f.value[0]}s ${f.value[1]}ns, ${f.ticks} unread`;
   }
 }
@@ -104,7 +107,9 @@ export function formatImage(s: ImageSummary): string {
     `image ${s.dir}`,
     `  format ${m.format}, ${m.arch}, kernel ${m.kernel}, page size ${m.page_size}, by ${m.tool}, ${m.created}`,
     `  root pid ${m.root_pid}${m.parent ? `, parent image ${m.parent}` : ''}, ${Object.keys(m.files).length} files`,
-    `  tree: ${s.tree.processes.map((p) => `${p.pid}${p.zombie ? ' (zombie)' : ''} ppid ${p.ppid} pgid ${p.pgid} sid ${p.sid}`).join('; ')}`,
+    `  tree: ${s.tree.processes.map((p) => `${p.pid}${p.zombie ? ' (zombie)' : ''} ppid ${p.ppid} pgid ${p.pgid} sid ${p.sid}`
+      + `${p.ctty ? ` ctty [${p.ctty.file}]${p.ctty.foreground ? ` foreground ${p.ctty.foreground}` : ''}` : ''}`
+      + `${p.foreground ? ' (foreground of its terminal)' : ''}`).join('; ')}`,
   ];
   for (const p of s.processes) {
     const { process: pr, creds, fs, signals, timers, threads } = p.core;

@@ -4,7 +4,7 @@ import type { StepDefinition } from '../runner/types.js';
 import { dumpProcess } from '../state/dump.js';
 import { FrozenTree, type FreezeMethod } from '../state/freeze.js';
 
-export interface DumpParams { pid: number; dir: string; 'leave-running'?: boolean; method?: FreezeMethod }
+export interface DumpParams { pid: number; dir: string; 'leave-running'?: boolean; method?: FreezeMethod; 'shell-job'?: boolean }
 
 const dump: StepDefinition<DumpParams> = {
   kind: 'dump',
@@ -16,6 +16,7 @@ const dump: StepDefinition<DumpParams> = {
       dir: { type: 'string', minLength: 1, description: 'Image directory (created 0700).' },
       'leave-running': { type: 'boolean', description: 'Let the process continue after the dump (default: end it).' },
       method: { enum: ['ptrace', 'cgroup'], description: 'How to freeze it when no freeze step did.' },
+      'shell-job': { type: 'boolean', description: 'A process started from a shell: record its terminal, outside the tree, instead of refusing it.' },
     },
     required: ['pid', 'dir'],
     additionalProperties: false,
@@ -30,6 +31,8 @@ const dump: StepDefinition<DumpParams> = {
       dir,
       leaveRunning: params['leave-running'] ?? false,
       method: params.method,
+      shellJob: params['shell-job'] ?? false,
+      warn: (m) => ctx.log(`warning: ${m}`),
       frozen: FrozenTree.take(params.pid),
       signal: ctx.signal,
       progress: (done, total) => ctx.progress(done, total, 'bytes'),

@@ -21,14 +21,16 @@ import { fifos, pipes, type FifoFileRecord, type PipeFileRecord } from './pipe.j
 import { regularFiles, type RegularFileRecord } from './regular.js';
 import { signalfds, type SignalfdFileRecord } from './signalfd.js';
 import { timerfds, type TimerfdFileRecord } from './timerfd.js';
+import { terminals, type TtyFileRecord } from './tty.js';
 import { unixSocketFiles, type UnixFileRecord } from './unix.js';
 import { O_CLOEXEC, type FdEntry, type FileDumpContext, type FileKind, type FileRestoreContext } from './types.js';
 
 export type { FdEntry } from './types.js';
 export type FileRecord = RegularFileRecord | DeviceFileRecord | PipeFileRecord | FifoFileRecord
-  | EventfdFileRecord | SignalfdFileRecord | TimerfdFileRecord | InotifyFileRecord | EpollFileRecord | InetFileRecord | UnixFileRecord | MemfdFileRecord | PidfdFileRecord;
+  | EventfdFileRecord | SignalfdFileRecord | TimerfdFileRecord | InotifyFileRecord | EpollFileRecord | InetFileRecord | UnixFileRecord | MemfdFileRecord
+  | PidfdFileRecord | TtyFileRecord;
 
-const KINDS: FileKind<any>[] = [memfds, regularFiles, devices, pipes, fifos, eventfds, signalfds, timerfds, inotifies, epolls, inetSockets, unixSocketFiles, pidfds];
+const KINDS: FileKind<any>[] = [memfds, regularFiles, devices, terminals, pipes, fifos, eventfds, signalfds, timerfds, inotifies, epolls, inetSockets, unixSocketFiles, pidfds];
 
 const NR_KCMP = 312;
 const KCMP_FILE = 0;
@@ -40,13 +42,12 @@ export class UnsupportedFdError extends Error {
   }
 }
 
-/** What a descriptor is, in words, for errors: 'pipe', 'socket', 'eventfd', 'tty', ... */
+/** What a descriptor is, in words, for errors: 'pipe', 'socket', 'eventfd', 'inotify', ... */
 export function describeFd(link: string, stat: fs.BigIntStats): string {
   const anon = /^anon_inode:\[?([\w-]+)\]?/.exec(link);
   if (anon) return anon[1];
   const typed = /^(\w+):\[(\w*)\]/.exec(link);
   if (typed) return typed[1];
-  if (stat.isCharacterDevice()) return `terminal ${link}`;
   if (stat.isFIFO()) return `fifo ${link}`;
   if (stat.isSocket()) return `socket ${link}`;
   return link;
@@ -58,7 +59,8 @@ export class FileTable {
   private readonly holders: Array<{ pid: number; fd: number; dev: bigint; ino: bigint; id: number }> = [];
   private readonly seen = new Map<string, unknown>();
 
-  constructor(private readonly saveBlob: FileDumpContext['saveBlob'], private readonly tree: readonly number[]) {}
+  constructor(private readonly saveBlob: FileDumpContext['saveBlob'],
+    private readonly dump: Pick<FileDumpContext, 'tree' | 'shellJob' | 'warn'>) {}
 
   /** Every descriptor of pid, each pointing at its (possibly shared) description. */
   async collect(pid: number): Promise<FdEntry[]> {
@@ -74,7 +76,7 @@ export class FileTable {
         out.push({ fd, cloexec, file: same.id });
         continue;
       }
-      const ctx: FileDumpContext = { pid, fd, link, stat, fdinfo, saveBlob: this.saveBlob, seen: this.seen, tree: this.tree };
+      const ctx: FileDumpContext = { pid, fd, link, stat, fdinfo, saveBlob: this.saveBlob, seen: this.seen, ...this.dump };
       const kind = KINDS.find((k) => k.matches(ctx));
       if (!kind) throw new UnsupportedFdError(pid, fd, describeFd(link, stat));
       const id = this.files.length;

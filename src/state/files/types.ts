@@ -32,8 +32,12 @@ export interface FileDumpContext {
   saveBlob(name: string, data: Buffer): Promise<string>;
   /** Per-dump memory of a kind (e.g. pipes whose contents are saved already). */
   seen: Map<string, unknown>;
-  /** Every process of the tree being dumped (to tell its own sockets from outside ones). */
+  /** The live processes of the tree being dumped (e.g. to tell whether a pty's master, or a socket's peer, is in it). */
   tree: readonly number[];
+  /** Dumping a shell job: terminals outside the tree are recorded as such, not refused. */
+  shellJob: boolean;
+  /** Something the image will not hold, said to the user. */
+  warn(message: string): void;
 }
 
 export interface FileRestoreContext {
