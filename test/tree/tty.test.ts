@@ -35,11 +35,9 @@ function takePty(index: number): number[] {
   }
 }
 
-/** The last "child state" line's words after "lines=N". */
-const childState = (lines: string[]) => lines.filter((l) => l.startsWith('child state ')).map((l) => l.split(' ').slice(3).join(' '));
-
-t.test('a pty pair inside the tree, the slave a child\'s controlling terminal', async (t) => {
-  const fx = await startFixture('tty', [], { t });
+/** The tty fixture (P holds the master, its child C leads a session on pty N); both ended at teardown. */
+async function startPtyTree(t: Teardown, args: string[]) {
+  const fx = await startFixture('tty', args, { t });
   const P = fx.pid;
   const C = Number(fx.readyInfo.child);
   const N = Number(fx.readyInfo.pts);
@@ -47,6 +45,14 @@ t.test('a pty pair inside the tree, the slave a child\'s controlling terminal', 
     await killSession(P);
     await killSession(C);
   });
+  return { fx, P, C, N };
+}
+
+/** The last "child state" line's words after "lines=N". */
+const childState = (lines: string[]) => lines.filter((l) => l.startsWith('child state ')).map((l) => l.split(' ').slice(3).join(' '));
+
+t.test('a pty pair inside the tree, the slave a child\'s controlling terminal', async (t) => {
+  const { fx, P, C, N } = await startPtyTree(t, []);
   await fx.waitForLine(/^child state lines=20 /);
   await fx.waitTicks(2);
   const before = readStat(C);
@@ -92,14 +98,7 @@ t.test('a pty pair inside the tree, the slave a child\'s controlling terminal', 
 });
 
 t.test('a controlling terminal no descriptor of the session holds', async (t) => {
-  const fx = await startFixture('tty', ['ctty-only'], { t });
-  const P = fx.pid;
-  const C = Number(fx.readyInfo.child);
-  const N = Number(fx.readyInfo.pts);
-  t.teardown(async () => {
-    await killSession(P);
-    await killSession(C);
-  });
+  const { fx, P, C, N } = await startPtyTree(t, ['ctty-only']);
   await fx.waitForLine(/^child state lines=0 /);
   await fx.waitTicks(2);
   const before = readStat(C);
@@ -120,14 +119,7 @@ t.test('a controlling terminal no descriptor of the session holds', async (t) =>
 });
 
 t.test('/dev/tty of a process whose controlling terminal is a pty of the tree', async (t) => {
-  const fx = await startFixture('tty', ['devtty'], { t });
-  const P = fx.pid;
-  const C = Number(fx.readyInfo.child);
-  const N = Number(fx.readyInfo.pts);
-  t.teardown(async () => {
-    await killSession(P);
-    await killSession(C);
-  });
+  const { fx, P, C, N } = await startPtyTree(t, ['devtty']);
   await fx.waitForLine(/^child state lines=20 /);
   const stateBefore = childState(fx.lines()).at(-1)!;
   t.match(stateBefore, new RegExp(`^tty=/dev/tty fg=${C} `), 'the child talks through /dev/tty');
@@ -148,13 +140,7 @@ t.test('/dev/tty of a process whose controlling terminal is a pty of the tree', 
 });
 
 t.test('a dump with --leave-running leaves the pty pair working', async (t) => {
-  const fx = await startFixture('tty', [], { t });
-  const P = fx.pid;
-  const C = Number(fx.readyInfo.child);
-  t.teardown(async () => {
-    await killSession(P);
-    await killSession(C);
-  });
+  const { fx, P, C } = await startPtyTree(t, []);
   await fx.waitTicks(5);
   await dump(P, `${tmpdir(t)}/image`, ['--leave-running']);
   const echoedAtDump = tickValues(fx.lines(), 'echoed').at(-1)!;
