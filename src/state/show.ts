@@ -88,6 +88,8 @@ function describeFile(f: FileRecord): string {
     case 'fifo': return `fifo ${f.path} ${f.end} end${f.state?.data ? ' (data saved)' : ''}`;
     case 'epoll': return `epoll watching ${f.targets.map((t) => `fd ${t.tfd} [${t.file ?? '?'}] events 0x${t.events.toString(16)}`).join(', ')}`;
     case 'inet': return describeInet(f);
+    case 'netlink': return `netlink socket protocol ${f.protocol} port ${f.portid}${f.groups.length ? ` groups ${f.groups.join(',')}` : ''}`
+      + `${f.peer ? ` connected to port ${f.peer.portid}` : ''}${f.options.length ? ` ${f.options.join(' ')}` : ''}`;
     case 'unix': return describeUnixFile(f);
     case 'memfd': return `memfd ${f.name} size ${f.size}${f.seals ? ` seals 0x${f.seals.toString(16)}` : ''} pos ${f.pos}`;
     case 'pidfd': return `pidfd of process ${f.pid}`;

@@ -16,6 +16,7 @@ import { eventfds, type EventfdFileRecord } from './eventfd.js';
 import { inetSockets, type InetFileRecord } from './inet.js';
 import { inotifies, type InotifyFileRecord } from './inotify.js';
 import { memfds, type MemfdFileRecord } from './memfd.js';
+import { netlinkSockets, type NetlinkFileRecord } from './netlink.js';
 import { pidfds, type PidfdFileRecord } from './pidfd.js';
 import { fifos, pipes, type FifoFileRecord, type PipeFileRecord } from './pipe.js';
 import { regularFiles, type RegularFileRecord } from './regular.js';
@@ -28,9 +29,9 @@ import { O_CLOEXEC, type FdEntry, type FileDumpContext, type FileKind, type File
 export type { FdEntry } from './types.js';
 export type FileRecord = RegularFileRecord | DeviceFileRecord | PipeFileRecord | FifoFileRecord
   | EventfdFileRecord | SignalfdFileRecord | TimerfdFileRecord | InotifyFileRecord | EpollFileRecord | InetFileRecord | UnixFileRecord | MemfdFileRecord
-  | PidfdFileRecord | TtyFileRecord;
+  | PidfdFileRecord | TtyFileRecord | NetlinkFileRecord;
 
-const KINDS: FileKind<any>[] = [memfds, regularFiles, devices, terminals, pipes, fifos, eventfds, signalfds, timerfds, inotifies, epolls, inetSockets, unixSocketFiles, pidfds];
+const KINDS: FileKind<any>[] = [memfds, regularFiles, devices, terminals, pipes, fifos, eventfds, signalfds, timerfds, inotifies, epolls, inetSockets, unixSocketFiles, netlinkSockets, pidfds];
 
 const NR_KCMP = 312;
 const KCMP_FILE = 0;
