@@ -13,7 +13,7 @@ import { ImageReader } from '../image/index.js';
 import { parseHex } from '../image/hex.js';
 import { restoreCreds } from './creds.js';
 import type { CoreRecord, FdsImageRecord, FilesImageRecord, MmImageRecord, TreeRecord } from './dump.js';
-import { FileOpener, installFds, type FileRecord } from './files/index.js';
+import { FileOpener, filesUnavailable, installFds, type FileRecord } from './files/index.js';
 import { acquireTerminal, makeForeground, setForeground, terminalsUnavailable } from './files/tty.js';
 import { restoreFs } from './fs.js';
 import { restoreLimits } from './limits.js';
@@ -219,6 +219,8 @@ export async function restoreProcess(opts: RestoreOptions): Promise<{ pid: numbe
     await checkPidsFree(img);
     const noTerminals = terminalsUnavailable(img.files.files, opts.shellJob ?? false);
     if (noTerminals) throw new RestoreError(noTerminals);
+    const unavailable = filesUnavailable(img.files.files);
+    if (unavailable) throw new RestoreError(`cannot restore ${img.root}: ${unavailable}`);
     opts.signal?.throwIfAborted();
   } catch (e) {
     await img.reader.close();

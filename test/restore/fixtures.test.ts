@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import t, { type Test } from 'tap';
 import { makeSubreaper, procSnapshot, startFixture, tmpdir, type FixtureProcess, type ProcSnapshot } from '../helpers/index.js';
-import { ckpt, consecutive, cycle, exeOf, identity, killRestoredAtTeardown, restoreDetached, tickNumbers, tickValues } from './util.js';
+import { ckpt, consecutive, cycle, dump, exeOf, identity, killRestoredAtTeardown, restoreDetached, tickNumbers, tickValues } from './util.js';
 
 makeSubreaper();
 
@@ -125,6 +125,23 @@ t.test('files: offsets, flags, the deleted file and the dup survive', async (t) 
   t.ok(snap.fds.includes(`100 -> ${fx.dir}/a flags=0o100002 pos=1234`), 'fd 100 still at offset 1234');
   const d = snap.fds.find((l) => l.startsWith(`${fx.readyInfo.d} -> `));
   t.match(d, / \(deleted\) flags=0o100002 pos=5000$/, 'the deleted file is open again, unlinked, at 5000');
+});
+
+t.test('files: a file gone from this machine stops the restore before anything is made', async (t) => {
+  const fx = await startFixture('files', (dir) => [dir], { t });
+  await fx.waitTicks(2);
+  const image = `${tmpdir(t)}/image`;
+  await dump(fx.pid, image);
+  await fx.exited;
+  fs.renameSync(`${fx.dir}/a`, `${fx.dir}/a.moved`);
+  const refused = await ckpt(['restore', '-D', image, '-d']);
+  t.not(refused.code, 0, 'the restore fails');
+  t.match(refused.stderr, `cannot restore ${fx.pid}: file ${fx.dir}/a does not exist here`, 'naming the file');
+  t.notOk(fs.existsSync(`/proc/${fx.pid}`), 'no process was made');
+  fs.renameSync(`${fx.dir}/a.moved`, `${fx.dir}/a`);
+  const { pid } = await restoreDetached(image);
+  killRestoredAtTeardown(t, pid);
+  t.equal(pid, fx.pid, 'with the file back, the same image restores');
 });
 
 t.test('signals: an interval timer that expired while the process was frozen keeps firing', async (t) => {

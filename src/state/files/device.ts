@@ -20,6 +20,13 @@ export const devices: FileKind<DeviceFileRecord> = {
     return { path: link, flags: fdinfo.flags & ~O_CLOEXEC, rdev: `${major(stat.rdev)}:${minor(stat.rdev)}` };
   },
 
+  unavailable(rec) {
+    const st = fs.statSync(rec.path, { throwIfNoEntry: false, bigint: true });
+    if (!st) return `device ${rec.path} does not exist here`;
+    const rdev = `${major(st.rdev)}:${minor(st.rdev)}`;
+    return st.isCharacterDevice() && rdev === rec.rdev ? undefined : `${rec.path} is not device ${rec.rdev} here`;
+  },
+
   async open(_ctx, rec) {
     return fs.openSync(rec.path, rec.flags | O_CLOEXEC);
   },

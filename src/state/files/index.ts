@@ -96,6 +96,15 @@ export class FileTable {
   }
 }
 
+/** What on this machine would stop some file of the image from being opened, if anything. */
+export function filesUnavailable(files: FileRecord[]): string | undefined {
+  for (const f of files) {
+    const why = (KINDS.find((k) => k.kind === f.kind) as FileKind<FileRecord> | undefined)?.unavailable?.(f);
+    if (why) return why;
+  }
+  return undefined;
+}
+
 /** The descriptions of an image opened in ckpt, on demand; close() when the restore is over. */
 export class FileOpener {
   private readonly open = new Map<number, number>();

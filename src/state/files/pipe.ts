@@ -133,6 +133,12 @@ export const fifos: FileKind<FifoFileRecord> = {
     return rec;
   },
 
+  unavailable(rec) {
+    const st = fs.statSync(rec.path, { throwIfNoEntry: false });
+    if (!st) return `fifo ${rec.path} does not exist here`;
+    return st.isFIFO() ? undefined : `${rec.path} is no longer a fifo`;
+  },
+
   async open(ctx, rec) {
     const key = `fifo:${rec.path}`;
     let f = ctx.shared.get(key) as RestoredFifo | undefined;

@@ -41,6 +41,15 @@ export const regularFiles: FileKind<RegularFileRecord> = {
     return rec;
   },
 
+  unavailable(rec) {
+    // Files of /proc name processes that the restore is yet to make.
+    if (rec.deleted || rec.path.startsWith('/proc/')) return undefined;
+    const st = fs.statSync(rec.path, { throwIfNoEntry: false });
+    if (!st) return `${rec.type} ${rec.path} does not exist here`;
+    if (rec.type === 'directory' ? !st.isDirectory() : !st.isFile()) return `${rec.path} is no longer a ${rec.type}`;
+    return undefined;
+  },
+
   async open(ctx, rec) {
     let openPath = rec.path;
     if (rec.deleted) {

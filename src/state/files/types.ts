@@ -64,6 +64,11 @@ export interface FileKind<R extends FileRecordBase = FileRecordBase> {
    * their copies from it (pidfd_getfd), so every process sharing it shares one description.
    */
   open(ctx: FileRestoreContext, rec: R): Promise<number>;
+  /**
+   * What on this machine would stop open() (a path gone, another file in its place), asked of
+   * every file before anything is restored; undefined when nothing does.
+   */
+  unavailable?(rec: R): string | undefined;
 }
 
 /** Flags that only mean something at open time and are not kept in f_flags. */

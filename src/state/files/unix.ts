@@ -197,6 +197,15 @@ export const unixSocketFiles: FileKind<UnixFileRecord> = {
     return { ...rec, ...queuedAt(pid, fd, s) };
   },
 
+  unavailable(rec) {
+    if (!rec.addr || rec.accepted) return undefined;
+    const addr = addrOf(rec);
+    if (isAbstract(addr)) return undefined;
+    const file = path.resolve(rec.dir ?? '/', unixName(addr));
+    if (!fs.existsSync(path.dirname(file))) return `unix socket ${file}: its directory does not exist here`;
+    return pathTaken(file);
+  },
+
   async open(ctx, rec) {
     const made = madeSockets(ctx);
     if (made[rec.ino] === undefined) await make(ctx, rec, made);
@@ -241,14 +250,9 @@ function bindName(fd: number, rec: UnixFileRecord): () => void {
   }
   const name = unixName(addr);
   const file = path.resolve(rec.dir ?? '/', name);
-  const there = fs.lstatSync(file, { throwIfNoEntry: false });
-  if (there) {
-    if (!there.isSocket()) throw new Error(`cannot bind unix socket ${file}: a file that is not a socket is there`);
-    if ([...unixSockets().sockets.values()].some((s) => s.vfsIno === there.ino && s.addr !== undefined)) {
-      throw new Error(`cannot bind unix socket ${file}: a running socket is bound there`);
-    }
-    fs.unlinkSync(file);
-  }
+  const taken = pathTaken(file);
+  if (taken) throw new Error(taken);
+  fs.rmSync(file, { force: true }); // a stale socket file of the dumped socket
   // A relative name is bound as such (getsockname shows it) from its directory.
   const cwd = process.cwd();
   if (rec.dir) process.chdir(rec.dir);
@@ -264,6 +268,17 @@ function bindName(fd: number, rec: UnixFileRecord): () => void {
       fs.chmodSync(file, rec.socketFile.mode);
     }
   };
+}
+
+/** Why a socket cannot be bound at file: a file that is not a socket, or a running socket's. */
+function pathTaken(file: string): string | undefined {
+  const there = fs.lstatSync(file, { throwIfNoEntry: false });
+  if (!there) return undefined;
+  if (!there.isSocket()) return `cannot bind unix socket ${file}: a file that is not a socket is there`;
+  if ([...unixSockets().sockets.values()].some((s) => s.vfsIno === there.ino && s.addr !== undefined)) {
+    return `cannot bind unix socket ${file}: a running socket is bound there`;
+  }
+  return undefined;
 }
 
 function newSocket(rec: UnixFileRecord): number {
