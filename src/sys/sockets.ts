@@ -1,11 +1,11 @@
 // Sockets and epoll from ckpt's side: pulling a process's socket into ckpt (pidfd_getfd) to ask
 // the kernel about it, and making listening sockets and epoll instances at restore.
-import { syscall, SysError, trySyscall } from './libc.js';
+import { addressOf, syscall, SysError, trySyscall } from './libc.js';
 
 const NR = {
   socket: 41, connect: 42, bind: 49, listen: 50, getsockname: 51, getpeername: 52, getsockopt: 55, setsockopt: 54, close: 3,
   pidfd_open: 434, pidfd_getfd: 438, epoll_create1: 291,
-  socketpair: 53, sendto: 44, recvfrom: 45, accept4: 288, shutdown: 48,
+  socketpair: 53, sendto: 44, recvfrom: 45, recvmsg: 47, accept4: 288, shutdown: 48,
 };
 export const SOL_SOCKET = 1;
 export const SO = {
@@ -96,8 +96,8 @@ export function epollCreate(): number {
   return syscall('epoll_create1', NR.epoll_create1, O_CLOEXEC);
 }
 
-export const MSG_PEEK = 2;
-export const MSG_DONTWAIT = 0x40;
+const MSG_PEEK = 2;
+const MSG_DONTWAIT = 0x40;
 
 /** A new connected pair of unix sockets of `type` in this process. */
 export function socketpair(type: number): [number, number] {
@@ -131,14 +131,67 @@ export function pidfdOpen(pid: number, flags: number): number {
   return syscall(`pidfd_open(${pid})`, NR.pidfd_open, pid, flags);
 }
 
-/** recvfrom(2): the bytes received (at most len) and the sender's raw sockaddr; undefined when nothing waits. */
-export function recvFrom(fd: number, len: number, flags: number): { data: Buffer; from: Buffer } | undefined {
-  const buf = Buffer.alloc(len);
-  const from = Buffer.alloc(128);
-  const fromLen = Buffer.alloc(4);
-  fromLen.writeUInt32LE(128, 0);
-  const r = trySyscall(NR.recvfrom, fd, buf, len, flags, from, fromLen);
-  if (r === -11) return undefined; // EAGAIN
-  if (r < 0) throw new SysError('recvfrom', -r);
-  return { data: Buffer.from(buf.subarray(0, r)), from: Buffer.from(from.subarray(0, fromLen.readUInt32LE(0))) };
+
+export interface QueuedMessage {
+  data: Buffer;
+  /** The sender's sockaddr as recvmsg gives it (for a unix socket not bound: the family alone). */
+  from: Buffer;
+}
+
+const SCM_RIGHTS = 1;
+const MSG_CTRUNC = 8;
+const EAGAIN = 11;
+
+/**
+ * What is queued at a socket, oldest first, left in place: the peek offset walks past each
+ * message (each run of bytes of a stream) and is put back as it was, since the socket may be a
+ * running process's. Throws when a message carries descriptors (they cannot be kept in an image).
+ */
+export function peekQueue(fd: number, maxBytes: number): QueuedMessage[] {
+  const out: QueuedMessage[] = [];
+  const before = getsockoptInt(fd, SOL_SOCKET, SO.PEEK_OFF);
+  setsockoptInt(fd, SOL_SOCKET, SO.PEEK_OFF, 0);
+  try {
+    const data = Buffer.alloc(maxBytes);
+    const name = Buffer.alloc(128);
+    const control = Buffer.alloc(512);
+    const iov = Buffer.alloc(16);
+    iov.writeBigUInt64LE(addressOf(data), 0);
+    iov.writeBigUInt64LE(BigInt(data.length), 8);
+    for (;;) {
+      const msg = Buffer.alloc(56);
+      msg.writeBigUInt64LE(addressOf(name), 0);
+      msg.writeUInt32LE(name.length, 8);
+      msg.writeBigUInt64LE(addressOf(iov), 16);
+      msg.writeBigUInt64LE(1n, 24);
+      msg.writeBigUInt64LE(addressOf(control), 32);
+      msg.writeBigUInt64LE(BigInt(control.length), 40);
+      const n = trySyscall(NR.recvmsg, fd, msg, MSG_PEEK | MSG_DONTWAIT);
+      // A stream whose peer has gone reads 0 at its end; an empty datagram cannot be walked past.
+      if (n === -EAGAIN || n === 0) return out;
+      if (n < 0) throw new Error(`recvmsg(MSG_PEEK): errno ${-n}`);
+      const controlLen = Number(msg.readBigUInt64LE(40));
+      if ((msg.readInt32LE(48) & MSG_CTRUNC) !== 0 || carriesRights(control.subarray(0, controlLen))) {
+        throw new Error('a queued message carries file descriptors');
+      }
+      out.push({ data: Buffer.from(data.subarray(0, n)), from: Buffer.from(name.subarray(0, msg.readUInt32LE(8))) });
+    }
+  } finally {
+    setsockoptInt(fd, SOL_SOCKET, SO.PEEK_OFF, before);
+  }
+}
+
+/** Whether a control buffer holds SCM_RIGHTS (the peek installed copies: they are closed here). */
+function carriesRights(control: Buffer): boolean {
+  let rights = false;
+  for (let at = 0; at + 16 <= control.length;) {
+    const len = Number(control.readBigUInt64LE(at));
+    if (control.readInt32LE(at + 8) === SOL_SOCKET && control.readInt32LE(at + 12) === SCM_RIGHTS) {
+      rights = true;
+      for (let f = at + 16; f + 4 <= at + len; f += 4) trySyscall(NR.close, control.readInt32LE(f));
+    }
+    if (len < 16) break;
+    at += (len + 7) & ~7;
+  }
+  return rights;
 }

@@ -1,10 +1,8 @@
 // Unix sockets seen from outside: every socket of the network namespace with its name, peer,
-// pending connections and queue (sock_diag over netlink), and the messages queued on a socket
-// read without taking them (MSG_PEEK walked along with SO_PEEK_OFF).
-import { addressOf, syscall, trySyscall } from './libc.js';
-import { getsockoptInt, MSG_DONTWAIT, MSG_PEEK, setsockoptInt, SO, SOL_SOCKET } from './sockets.js';
+// pending connections and queue (sock_diag over netlink).
+import { syscall, trySyscall } from './libc.js';
 
-const NR = { socket: 41, sendto: 44, recvfrom: 45, recvmsg: 47, close: 3 };
+const NR = { socket: 41, sendto: 44, recvfrom: 45, close: 3 };
 const O_CLOEXEC = 0o2000000;
 const AF_NETLINK = 16;
 const NETLINK_SOCK_DIAG = 4;
@@ -115,69 +113,4 @@ export function unixSockets(): UnixSocketTable {
   } finally {
     trySyscall(NR.close, nl);
   }
-}
-
-export interface QueuedMessage {
-  data: Buffer;
-  /** The sender's address (sun_path bytes); empty when it was not bound. */
-  from: Buffer;
-}
-
-const SCM_RIGHTS = 1;
-const MSG_CTRUNC = 8;
-const EAGAIN = 11;
-
-/**
- * The messages queued on a datagram or seqpacket socket, oldest first, left in place: the peek
- * offset walks past each one and is put back as it was.
- * Throws when a message carries descriptors (they cannot be saved in an image).
- */
-export function peekMessages(fd: number, maxBytes: number): QueuedMessage[] {
-  const out: QueuedMessage[] = [];
-  const before = getsockoptInt(fd, SOL_SOCKET, SO.PEEK_OFF);
-  setsockoptInt(fd, SOL_SOCKET, SO.PEEK_OFF, 0);
-  try {
-    const data = Buffer.alloc(maxBytes);
-    const name = Buffer.alloc(110);
-    const control = Buffer.alloc(512);
-    const iov = Buffer.alloc(16);
-    iov.writeBigUInt64LE(addressOf(data), 0);
-    iov.writeBigUInt64LE(BigInt(data.length), 8);
-    for (;;) {
-      const msg = Buffer.alloc(56);
-      msg.writeBigUInt64LE(addressOf(name), 0);
-      msg.writeUInt32LE(name.length, 8);
-      msg.writeBigUInt64LE(addressOf(iov), 16);
-      msg.writeBigUInt64LE(1n, 24);
-      msg.writeBigUInt64LE(addressOf(control), 32);
-      msg.writeBigUInt64LE(BigInt(control.length), 40);
-      const n = trySyscall(NR.recvmsg, fd, msg, MSG_PEEK | MSG_DONTWAIT);
-      // A stream whose peer has gone reads 0 at its end; an empty datagram cannot be walked past.
-      if (n === -EAGAIN || n === 0) return out;
-      if (n < 0) throw new Error(`recvmsg(MSG_PEEK): errno ${-n}`);
-      const controlLen = Number(msg.readBigUInt64LE(40));
-      if ((msg.readInt32LE(48) & MSG_CTRUNC) !== 0 || carriesRights(control.subarray(0, controlLen))) {
-        throw new Error('a queued message carries file descriptors');
-      }
-      const nameLen = msg.readUInt32LE(8);
-      out.push({ data: Buffer.from(data.subarray(0, n)), from: Buffer.from(name.subarray(2, Math.max(2, nameLen))) });
-    }
-  } finally {
-    setsockoptInt(fd, SOL_SOCKET, SO.PEEK_OFF, before);
-  }
-}
-
-/** Whether a control buffer holds SCM_RIGHTS (the peek installed copies: they are closed here). */
-function carriesRights(control: Buffer): boolean {
-  let rights = false;
-  for (let at = 0; at + 16 <= control.length;) {
-    const len = Number(control.readBigUInt64LE(at));
-    if (control.readInt32LE(at + 8) === SOL_SOCKET && control.readInt32LE(at + 12) === SCM_RIGHTS) {
-      rights = true;
-      for (let f = at + 16; f + 4 <= at + len; f += 4) trySyscall(NR.close, control.readInt32LE(f));
-    }
-    if (len < 16) break;
-    at += (len + 7) & ~7;
-  }
-  return rights;
 }

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import t, { type Test } from 'tap';
 import { closeFd } from '../../src/sys/files.js';
-import { MSG_DONTWAIT, MSG_PEEK, pullFd, recvFrom } from '../../src/sys/sockets.js';
+import { peekQueue, pullFd } from '../../src/sys/sockets.js';
 import { formatSockaddr } from '../../src/state/files/inet.js';
 import { freePort, makeSubreaper, reapPid, startFixture, tmpdir, type FixtureProcess } from '../helpers/index.js';
 import { cli, dump, killSession, tickValues } from './util.js';
@@ -40,7 +40,7 @@ async function testSocket(t: Test, family: 4 | 6) {
 function firstQueued(pid: number, fd: number): string | undefined {
   const copy = pullFd(pid, fd);
   try {
-    const d = recvFrom(copy, 65536, MSG_PEEK | MSG_DONTWAIT);
+    const d = peekQueue(copy, 65536)[0];
     return d && `${d.data.toString()} from ${formatSockaddr(d.from)}`;
   } finally {
     closeFd(copy);

@@ -7,8 +7,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { closeFd, fcntl, F_SETFL } from '../../sys/files.js';
 import {
   bind, connect, getpeername, getsockname, getsockoptBytes, getsockoptInt, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP,
-  IPV6_V6ONLY, listen, MSG_DONTWAIT, MSG_PEEK, pullFd, recvFrom, send, setsockoptBytes, setsockoptInt, SO, socket, SOL_SOCKET,
+  IPV6_V6ONLY, listen, peekQueue, pullFd, send, setsockoptBytes, setsockoptInt, SO, socket, SOL_SOCKET,
 } from '../../sys/sockets.js';
+import { udpPacket } from '../../sys/udp-packet.js';
 import type { FileKind, FileRecordBase } from './types.js';
 
 const O_NONBLOCK = 0o4000;
@@ -179,22 +180,6 @@ function readOptions(fd: number, proto: 'tcp' | 'udp', family: 4 | 6): Record<st
   return out;
 }
 
-/**
- * Every datagram waiting at the socket, peeked without taking it: SO_PEEK_OFF makes each peek
- * step past the previous one. The socket is the target's own, so its peek offset is put back.
- */
-function peekQueue(fd: number): Array<{ data: Buffer; from: Buffer }> {
-  const before = getsockoptInt(fd, SOL_SOCKET, SO.PEEK_OFF);
-  setsockoptInt(fd, SOL_SOCKET, SO.PEEK_OFF, 0);
-  const out: Array<{ data: Buffer; from: Buffer }> = [];
-  try {
-    for (let d = recvFrom(fd, MAX_DATAGRAM, MSG_PEEK | MSG_DONTWAIT); d; d = recvFrom(fd, MAX_DATAGRAM, MSG_PEEK | MSG_DONTWAIT)) out.push(d);
-  } finally {
-    setsockoptInt(fd, SOL_SOCKET, SO.PEEK_OFF, before);
-  }
-  return out;
-}
-
 /** The options of a socket of this kind as the kernel makes it, for comparison. */
 function freshOptions(proto: 'tcp' | 'udp', family: 4 | 6): Record<string, number> {
   const fd = socket(family === 4 ? AF_INET : AF_INET6, proto === 'tcp' ? SOCK_STREAM : SOCK_DGRAM, 0);
@@ -220,54 +205,6 @@ function setOption(fd: number, name: string, value: number): void {
     return;
   }
   setsockoptInt(fd, o.level, o.name, value);
-}
-
-function checksum(parts: Buffer[]): number {
-  let sum = 0;
-  for (const b of parts) {
-    for (let i = 0; i < b.length; i += 2) sum += (b[i]! << 8) | (b[i + 1] ?? 0);
-  }
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return (~sum & 0xffff) || 0xffff;
-}
-
-/** An IP packet carrying `data` in UDP from `src` to `dst` (addresses of one family, raw bytes). */
-function udpPacket(src: Buffer, sport: number, dst: Buffer, dport: number, data: Buffer): Buffer {
-  const udp = Buffer.alloc(8 + data.length);
-  udp.writeUInt16BE(sport, 0);
-  udp.writeUInt16BE(dport, 2);
-  udp.writeUInt16BE(udp.length, 4);
-  data.copy(udp, 8);
-  if (src.length === 4) {
-    const ip = Buffer.alloc(20);
-    ip.writeUInt8(0x45, 0);
-    ip.writeUInt16BE(20 + udp.length, 2);
-    ip.writeUInt8(64, 8);
-    ip.writeUInt8(IPPROTO_UDP, 9);
-    src.copy(ip, 12);
-    dst.copy(ip, 16);
-    const pseudo = Buffer.alloc(12);
-    src.copy(pseudo, 0);
-    dst.copy(pseudo, 4);
-    pseudo.writeUInt8(IPPROTO_UDP, 9);
-    pseudo.writeUInt16BE(udp.length, 10);
-    udp.writeUInt16BE(checksum([pseudo, udp]), 6);
-    return Buffer.concat([ip, udp]); // the kernel fills in the header checksum and id
-  }
-  const ip = Buffer.alloc(40);
-  ip.writeUInt32BE(6 << 28, 0);
-  ip.writeUInt16BE(udp.length, 4);
-  ip.writeUInt8(IPPROTO_UDP, 6);
-  ip.writeUInt8(64, 7);
-  src.copy(ip, 8);
-  dst.copy(ip, 24);
-  const pseudo = Buffer.alloc(40);
-  src.copy(pseudo, 0);
-  dst.copy(pseudo, 16);
-  pseudo.writeUInt32BE(udp.length, 32);
-  pseudo.writeUInt8(IPPROTO_UDP, 39);
-  udp.writeUInt16BE(checksum([pseudo, udp.length % 2 ? Buffer.concat([udp, Buffer.alloc(1)]) : udp]), 6);
-  return Buffer.concat([ip, udp]);
 }
 
 /** Whether the address of a sockaddr is one of this network namespace's own: a plain socket can bind to it. */
@@ -336,7 +273,7 @@ async function redeliver(fd: number, rec: InetFileRecord, warn: (m: string) => v
   // The loopback hands packets on asynchronously: wait until all are in the socket's queue.
   let arrived = 0;
   for (let waited = 0; waited <= DELIVERY_WAIT_MS; waited += 10) {
-    arrived = peekQueue(fd).length;
+    arrived = peekQueue(fd, MAX_DATAGRAM).length;
     if (arrived >= queued.length) return;
     await sleep(10);
   }
@@ -396,7 +333,7 @@ export const inetSockets: FileKind<InetFileRecord> = {
       const fresh = freshOptions(proto, family);
       const options = Object.fromEntries(Object.entries(readOptions(copy, proto, family)).filter(([k, v]) => fresh[k] !== v));
       const device = getsockoptBytes(copy, SOL_SOCKET, SO.BINDTODEVICE, 16).toString('latin1').replace(/\0.*$/s, '');
-      const queued = proto === 'udp' && (e?.rxQueue ?? 0) > 0 ? peekQueue(copy) : [];
+      const queued = proto === 'udp' && (e?.rxQueue ?? 0) > 0 ? peekQueue(copy, MAX_DATAGRAM) : [];
       return {
         proto,
         family,

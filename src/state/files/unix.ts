@@ -16,9 +16,9 @@ import path from 'node:path';
 import { closeFd, fcntl, F_SETFL } from '../../sys/files.js';
 import { listFds, readFdLink } from '../../sys/proc.js';
 import {
-  accept, bind, connect, getsockoptInt, listen, pullFd, send, setsockoptInt, shutdown, SO, socket, socketpair, SOL_SOCKET,
+  accept, bind, connect, getsockoptInt, listen, peekQueue, pullFd, send, setsockoptInt, shutdown, SO, socket, socketpair, SOL_SOCKET,
 } from '../../sys/sockets.js';
-import { peekMessages, UNIX_STATE, unixName, unixSockaddr, unixSockets, type UnixSocketInfo, type UnixSocketTable } from '../../sys/unix-sockets.js';
+import { UNIX_STATE, unixName, unixSockaddr, unixSockets, type UnixSocketInfo, type UnixSocketTable } from '../../sys/unix-sockets.js';
 import type { FileDumpContext, FileKind, FileRecordBase, FileRestoreContext } from './types.js';
 
 const O_NONBLOCK = 0o4000;
@@ -119,9 +119,10 @@ function queuedAt(pid: number, fd: number, s: UnixSocketInfo): Pick<UnixFileReco
   if (s.rqueue === 0 || s.state === UNIX_STATE.LISTEN) return {};
   const copy = pullFd(pid, fd);
   try {
-    const chunks = peekMessages(copy, s.type === SOCK_STREAM ? Math.max(s.rqueue, 4096) : 1 << 20);
+    const chunks = peekQueue(copy, s.type === SOCK_STREAM ? Math.max(s.rqueue, 4096) : 1 << 20);
     if (s.type === SOCK_STREAM) return { queued: Buffer.concat(chunks.map((c) => c.data)).toString('base64') };
-    return { messages: chunks.map((c) => ({ data: c.data.toString('base64'), ...(c.from.length ? { from: c.from.toString('base64') } : {}) })) };
+    // A sender's sockaddr_un: the family, then sun_path (nothing more when it was not bound).
+    return { messages: chunks.map((c) => ({ data: c.data.toString('base64'), ...(c.from.length > 2 ? { from: c.from.subarray(2).toString('base64') } : {}) })) };
   } catch (e) {
     throw new UnsupportedUnixSocketError(`unsupported fd ${fd}: ${describe(s)} in process ${pid}: ${(e as Error).message}`);
   } finally {
