@@ -114,7 +114,7 @@ export async function dumpProcess(opts: DumpOptions): Promise<DumpResult> {
       const vdso = smaps.find((v) => v.path === '[vdso]');
       const gadget = vdso && findSyscallInsn(d.mem, vdso.start, vdso.end);
       if (gadget === undefined) throw new Error(`process ${pid} has no vDSO with a syscall instruction to drive it`);
-      for (const tid of frozen.processes.get(pid)!) d.remotes.push(new RemoteThread(tid, gadget));
+      for (const tid of frozen.processes.get(pid)!) d.remotes.push(new RemoteThread(tid, gadget, true));
       const leader = d.remotes.find((r) => r.tid === pid);
       if (!leader) throw new Error(`thread-group leader ${pid} was not frozen`);
       d.scratch = RemoteScratch.map(leader, d.mem);

@@ -37,12 +37,15 @@ export class RemoteThread {
   /**
    * @param tid a thread in a ptrace stop, seized with PTRACE_O_TRACESYSGOOD
    * @param gadget address of a `syscall` instruction in its address space
+   * @param restoreBetweenCalls put the thread back as it was after each syscall: a thread of a
+   *   process being dumped, which must go on as before even if ckpt is killed meanwhile (the
+   *   kernel then lets it run from whatever registers it has)
    */
-  constructor(readonly tid: number, public gadget: bigint) {
+  constructor(readonly tid: number, public gadget: bigint, private readonly restoreBetweenCalls = false) {
     this.savedRegs = pt.getRegs(tid);
     this.savedMask = pt.getSigmask(tid);
     this.regs = { ...this.savedRegs };
-    pt.setSigmask(tid, ALL_SIGNALS);
+    if (!restoreBetweenCalls) pt.setSigmask(tid, ALL_SIGNALS);
   }
 
   /** Runs syscall `name` with args; returns the raw result (negative: -errno). */
@@ -63,6 +66,8 @@ export class RemoteThread {
     regs[arch.pc] = this.gadget;
     arch.args.forEach((r, i) => { regs[r] = BigInt.asUintN(64, BigInt(args[i] ?? 0)); });
     pt.setRegs(this.tid, regs);
+    // Signals wait while the syscall runs: a handler would take the thread away from it.
+    if (this.restoreBetweenCalls) pt.setSigmask(this.tid, ALL_SIGNALS);
     this.running = name;
     pt.resumeToSyscall(this.tid);
     this.awaitSyscallStop('enter');
@@ -74,6 +79,7 @@ export class RemoteThread {
     this.awaitSyscallStop('exit');
     this.running = undefined;
     this.regs = pt.getRegs(this.tid);
+    if (this.restoreBetweenCalls) this.restore();
     return BigInt.asIntN(64, this.regs[arch.result]);
   }
 

@@ -6,7 +6,7 @@ import { constants } from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { startFixture, tmpdir, type FixtureProcess } from '../helpers/index.js';
-import { ckpt, procState, rawMaps, spawnCkpt, unsupportedErrors, type CkptProcess, type CkptRun } from './helpers.js';
+import { ckpt, procState, rawMaps, signalMasks, spawnCkpt, unsupportedErrors, type CkptProcess, type CkptRun } from './helpers.js';
 
 const RUNS = 24;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -101,6 +101,35 @@ t.test(`SIGINT/SIGTERM at ${RUNS} random points of a dump never harm the target`
   t.comment(`after+delay/phase/exit: ${outcomes.join(' ')}`);
   t.ok(interruptedWhileCopying > 0, `some dumps were interrupted while copying pages (${interruptedWhileCopying})`);
   t.ok(phases.freeze > 0, 'some signals landed before the first page was copied');
+});
+
+t.test('ckpt killed outright (SIGKILL) in the middle of a dump: the target runs on as before', async (t) => {
+  const fx = await startFixture('counter', ['--alloc', '128'], { t, readyTimeoutMs: 10000 });
+  await fx.waitTicks(2);
+  const blocked = signalMasks(fx.pid).SigBlk;
+  const base = tmpdir(t, 'ckpt-sigkill-test-');
+  const outcomes: string[] = [];
+  // While pages are copied (after the first progress event), the longest part of a dump, each
+  // thread holds its own registers and mask again, so the kernel lets it go on as it was when
+  // ckpt dies. (Killed during one of ckpt's remote syscalls, a thread would go on from ckpt's
+  // registers: that window of microseconds per syscall stays, as it does in CRIU.)
+  for (let i = 0; i < 6; i++) {
+    const after = 'progress';
+    const p = spawnCkpt(['dump', '-t', String(fx.pid), '-D', path.join(base, `run-${i}`), '--leave-running', '--json']);
+    await p.waitEvent(after);
+    const delay = Math.floor(Math.random() * 100);
+    await sleep(delay);
+    const phase = phaseOf(p);
+    p.child.kill('SIGKILL');
+    await p.done;
+    outcomes.push(`${after}+${delay}ms/${phase}`);
+    const st = procState(fx.pid);
+    t.ok(!['t', 'T', 'Z'].includes(st.state) && st.tracerPid === 0, `run ${i} (${after}+${delay} ms, ${phase}): target running, not traced`);
+    t.equal(signalMasks(fx.pid).SigBlk, blocked, `run ${i}: its blocked signals as before`);
+    await fx.waitTicks(2);
+  }
+  t.comment(`after+delay/phase: ${outcomes.join(' ')}`);
+  t.equal(fx.child.exitCode, null, 'the target is alive');
 });
 
 t.test('an unsupported fd: a clear error and an untouched target', async (t) => {
