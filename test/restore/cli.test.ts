@@ -18,16 +18,17 @@ t.test('without -d, ckpt waits for the restored process and exits with its exit 
   const python = execFileSync('sh', ['-c', 'command -v python3'], { encoding: 'utf8' }).trim();
   const dir = tmpdir(t);
   const log = `${dir}/log`;
-  // Sleeps 2 s, then says so and exits 7.
+  // Waits (in short sleeps) until the file `go` appears, then says so and exits 7.
+  const go = `${dir}/go`;
   const code = [
     'import os, sys, time',
     "fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)",
     "os.write(fd, b'ready\\n')",
-    'time.sleep(2)',
+    'while not os.path.exists(sys.argv[2]): time.sleep(0.05)',
     "os.write(fd, b'done\\n')",
     'sys.exit(7)',
   ].join('\n');
-  const prog = startProgram(t, python, ['-c', code, log], dir);
+  const prog = startProgram(t, python, ['-c', code, log, go], dir);
   await until(() => fileLines(log).includes('ready'), 10_000, 'python to start');
   await dump(prog.pid, `${dir}/image`);
   t.same(await prog.exited, { code: null, signal: 9 }, 'dumped in its sleep, and ended');
@@ -43,10 +44,11 @@ t.test('without -d, ckpt waits for the restored process and exits with its exit 
   } catch {
     // already gone: the ppid check below fails with undefined
   }
+  fs.writeFileSync(go, '');
   const run = await running;
   t.equal(parentWhileRunning, restorer!.pid, 'the restored process is ckpt\'s child');
   t.equal(run.code, 7, `ckpt exits with the restored process's code 7\n${run.stderr}`);
-  t.same(fileLines(log), ['ready', 'done'], 'it finished its sleep after restore');
+  t.same(fileLines(log), ['ready', 'done'], 'it went on waiting after restore, and finished');
   t.notOk(exists(prog.pid), 'ckpt reaped it');
 });
 
