@@ -94,6 +94,9 @@ export async function dumpProcess(opts: DumpOptions): Promise<DumpResult> {
     const shmemSaved = new Set<string>();
     /** Session leaders with a controlling terminal: which file it is is known once every table is. */
     const leaders: Array<{ pid: number; ttyNr: number; tpgid: number }> = [];
+    // Everything but the pages first, for every process: whatever the dump refuses (a descriptor,
+    // a terminal) is found before any memory is copied.
+    const collected: Array<{ pid: number; vmas: MmImageRecord['vmas']; core: CoreRecord; mm: MmImageRecord; fds: FdEntry[] }> = [];
     for (const pid of [...frozen.processes.keys(), ...frozen.zombies].sort(parentsFirst(frozen))) {
       const st = readStat(pid);
       if (frozen.zombies.includes(pid)) {
@@ -138,8 +141,20 @@ export async function dumpProcess(opts: DumpOptions): Promise<DumpResult> {
         threads,
       };
       const mm: MmImageRecord = { $format: 1, pid, ...collectMm(pid, leader, smaps, d.mem), vmas };
+      collected.push({ pid, vmas, core, mm, fds });
       signal?.throwIfAborted();
+    }
+    for (const l of leaders) {
+      const file = terminalFile(files.files, l.ttyNr);
+      if (!file || file.role === 'external') {
+        throw new Error(`process ${l.pid} leads a session whose controlling terminal ${file?.path ?? `(device ${l.ttyNr})`} is `
+          + 'outside the dumped tree: not supported (a shell job\'s session leader is its shell, outside the tree)');
+      }
+      const foreground = tree.processes.some((p) => p.pgid === l.tpgid && p.sid === l.pid) ? { foreground: l.tpgid } : {};
+      tree.processes.find((p) => p.pid === l.pid)!.ctty = { file: file.id, ...foreground };
+    }
 
+    for (const { pid, vmas, core, mm, fds } of collected) {
       const pageWriter = image.pages(pid);
       const stats = await dumpPages(pid, vmas, pageWriter, (done, total) => {
         sizes.set(pid, total);
@@ -152,15 +167,6 @@ export async function dumpProcess(opts: DumpOptions): Promise<DumpResult> {
       await image.writeRecord('core', pid, core);
       await image.writeRecord('mm', pid, mm);
       await image.writeRecord('fds', pid, { $format: 1, pid, fds } satisfies FdsImageRecord);
-    }
-    for (const l of leaders) {
-      const file = terminalFile(files.files, l.ttyNr);
-      if (!file || file.role === 'external') {
-        throw new Error(`process ${l.pid} leads a session whose controlling terminal ${file?.path ?? `(device ${l.ttyNr})`} is `
-          + 'outside the dumped tree: not supported (a shell job\'s session leader is its shell, outside the tree)');
-      }
-      const foreground = tree.processes.some((p) => p.pgid === l.tpgid && p.sid === l.pid) ? { foreground: l.tpgid } : {};
-      tree.processes.find((p) => p.pid === l.pid)!.ctty = { file: file.id, ...foreground };
     }
     await image.writeRecord('files', null, { $format: 1, files: files.files } satisfies FilesImageRecord);
     await image.writeRecord('tree', null, tree);

@@ -151,6 +151,24 @@ t.test('a dump with --leave-running leaves the pty pair working', async (t) => {
   t.equal(readStat(C).tpgid, C, 'the child is still in the foreground of its terminal');
 });
 
+t.test('a session leader whose terminal is outside the dumped tree: refused before any memory is copied', async (t) => {
+  const { fx, C, N } = await startPtyTree(t, []);
+  await fx.waitTicks(3);
+  // The child alone: its terminal's master stays with its parent, outside what is dumped.
+  const dir = `${tmpdir(t)}/image`;
+  const run = await cli(['dump', '-t', String(C), '-D', dir, '--shell-job', '--json']);
+  t.not(run.code, 0, 'the dump fails');
+  t.match(run.stderr, new RegExp(`process ${C} leads a session whose controlling terminal /dev/pts/${N} is outside the dumped tree`),
+    'naming the process and its terminal');
+  const events = run.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => (JSON.parse(l) as { event: string }).event);
+  t.notOk(events.includes('progress'), `no page was copied first (events: ${[...new Set(events)].join(', ')})`);
+  t.notOk(fs.existsSync(dir), 'no image left');
+  const from = fx.lines().length;
+  await fx.waitTicks(3);
+  t.notOk(fx.lines().slice(from).some((l) => l.startsWith('FAIL')), 'the pair goes on working');
+  t.equal(readStat(C).tpgid, C, 'the child is still the foreground of its terminal');
+});
+
 t.test('bytes in flight inside a pty: the dump warns and leaves them in place', async (t) => {
   const fx = await startFixture('tty', ['inflight'], { t });
   const N = fx.readyInfo.pts;
