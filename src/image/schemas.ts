@@ -1,7 +1,6 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import { Ajv, type AnySchemaObject, type ErrorObject, type Options, type ValidateFunction } from 'ajv';
-import { Ajv2020 } from 'ajv/dist/2020.js';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import { ImageError } from './errors.js';
 import { checkKind } from './names.js';
 import { packageRoot } from './package.js';
@@ -9,7 +8,10 @@ import { packageRoot } from './package.js';
 /** The "$format" every record carries; a reader refuses records of any other. */
 export const RECORD_FORMAT = 1;
 
-const SUFFIX = '.schema.json';
+export const SUFFIX = '.schema.json';
+
+/** The validators compiled from the schemas at build time (schema-compiler.ts), one module per JSON Schema draft. */
+export const VALIDATOR_MODULES = { draft07: 'schema-validators-07.cjs', draft2020: 'schema-validators-2020.cjs' } as const;
 
 export function schemasDir(): string {
   return path.join(packageRoot(), 'schemas', 'image');
@@ -17,48 +19,19 @@ export function schemasDir(): string {
 
 let validators: Map<string, ValidateFunction> | undefined;
 
-/**
- * Compiles every schemas/image/*.schema.json once per process. Draft-07 and 2020-12
- * schemas need different AJV classes; schemas of one draft can $ref each other by file name.
- */
+/** The validator of every record kind, from the modules compiled at build time. */
 export function loadSchemas(): Map<string, ValidateFunction> {
   if (validators) return validators;
-  // Unoptimized code compiles in well under half the time, and these records are small: every
-  // ckpt command starts by compiling them.
-  const options: Options = {
-    allErrors: true, strict: true, strictRequired: false, strictTypes: false, strictTuples: false, allowUnionTypes: true, code: { optimize: false },
-  };
-  const draft07 = new Ajv(options);
-  const draft2020 = new Ajv2020(options);
-  const dir = schemasDir();
-  const files = readdirSync(dir).filter((f) => f.endsWith(SUFFIX)).sort();
-  const added: [kind: string, file: string, ajv: Ajv | Ajv2020][] = [];
-  for (const file of files) {
-    const kind = file.slice(0, -SUFFIX.length);
-    const where = path.join('schemas', 'image', file);
-    let schema: AnySchemaObject;
-    try {
-      checkKind(kind);
-      schema = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as AnySchemaObject;
-    } catch (err) {
-      throw new ImageError(`${where}: cannot load schema: ${(err as Error).message}`, { file: where, cause: err });
-    }
-    const ajv = typeof schema.$schema === 'string' && schema.$schema.includes('2020-12') ? draft2020 : draft07;
-    try {
-      ajv.addSchema(schema, file);
-    } catch (err) {
-      throw new ImageError(`${where}: invalid schema: ${(err as Error).message}`, { file: where, cause: err });
-    }
-    added.push([kind, file, ajv]);
-  }
+  const load = createRequire(import.meta.url);
   const compiled = new Map<string, ValidateFunction>();
-  for (const [kind, file, ajv] of added) {
+  for (const file of Object.values(VALIDATOR_MODULES)) {
+    let mod: Record<string, ValidateFunction>;
     try {
-      compiled.set(kind, ajv.getSchema(file)!);
+      mod = load(`./${file}`) as Record<string, ValidateFunction>;
     } catch (err) {
-      const where = path.join('schemas', 'image', file);
-      throw new ImageError(`${where}: invalid schema: ${(err as Error).message}`, { file: where, cause: err });
+      throw new ImageError(`${file}: the image schemas are not compiled (npm run build compiles them): ${(err as Error).message}`, { file, cause: err });
     }
+    for (const [kind, validate] of Object.entries(mod)) compiled.set(kind, validate);
   }
   validators = compiled;
   return compiled;
