@@ -7,6 +7,9 @@ const NR = {
   pidfd_open: 434, pidfd_getfd: 438, epoll_create1: 291,
   socketpair: 53, sendto: 44, recvfrom: 45, recvmsg: 47, accept4: 288, shutdown: 48,
 };
+/** Address families and socket types, for every kind of socket ckpt dumps. */
+export const AF = { UNIX: 1, INET: 2, INET6: 10, NETLINK: 16 } as const;
+export const SOCK = { STREAM: 1, DGRAM: 2, RAW: 3, SEQPACKET: 5 } as const;
 export const SOL_SOCKET = 1;
 export const SO = {
   REUSEADDR: 2, TYPE: 3, BROADCAST: 6, SNDBUF: 7, RCVBUF: 8, KEEPALIVE: 9, PRIORITY: 12, REUSEPORT: 15, PASSCRED: 16,
@@ -102,7 +105,7 @@ const MSG_DONTWAIT = 0x40;
 /** A new connected pair of unix sockets of `type` in this process. */
 export function socketpair(type: number): [number, number] {
   const fds = Buffer.alloc(8);
-  syscall('socketpair', NR.socketpair, 1 /* AF_UNIX */, type | O_CLOEXEC, 0, fds);
+  syscall('socketpair', NR.socketpair, AF.UNIX, type | O_CLOEXEC, 0, fds);
   return [fds.readInt32LE(0), fds.readInt32LE(4)];
 }
 

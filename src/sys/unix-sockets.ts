@@ -1,17 +1,16 @@
 // Unix sockets seen from outside: every socket of the network namespace with its name, peer,
 // pending connections and queue (sock_diag over netlink).
 import { syscall, trySyscall } from './libc.js';
+import { AF } from './sockets.js';
 
 const NR = { socket: 41, sendto: 44, recvfrom: 45, close: 3 };
 const O_CLOEXEC = 0o2000000;
-const AF_NETLINK = 16;
 const NETLINK_SOCK_DIAG = 4;
 const SOCK_DIAG_BY_FAMILY = 20;
 const NLM_F_REQUEST = 1;
 const NLM_F_DUMP = 0x300;
 const NLMSG_ERROR = 2;
 const NLMSG_DONE = 3;
-const AF_UNIX = 1;
 const UDIAG_SHOW = { NAME: 1, VFS: 2, PEER: 4, ICONS: 8, RQLEN: 0x10 };
 const UNIX_DIAG = { NAME: 0, VFS: 1, PEER: 2, ICONS: 3, RQLEN: 4, SHUTDOWN: 6 };
 /** Socket states as sock_diag reports them (the TCP numbering). */
@@ -55,25 +54,25 @@ export function unixName(addr: Buffer): string {
 /** A sockaddr_un for sun_path bytes. */
 export function unixSockaddr(path: Buffer): Buffer {
   const sa = Buffer.alloc(2 + path.length);
-  sa.writeUInt16LE(AF_UNIX, 0);
+  sa.writeUInt16LE(AF.UNIX, 0);
   path.copy(sa, 2);
   return sa;
 }
 
 /** Every unix socket of this network namespace, by inode. */
 export function unixSockets(): UnixSocketTable {
-  const nl = syscall('socket(AF_NETLINK)', NR.socket, AF_NETLINK, 2 /* SOCK_DGRAM */ | O_CLOEXEC, NETLINK_SOCK_DIAG);
+  const nl = syscall('socket(AF.NETLINK)', NR.socket, AF.NETLINK, 2 /* SOCK_DGRAM */ | O_CLOEXEC, NETLINK_SOCK_DIAG);
   const table: UnixSocketTable = { sockets: new Map(), unaccepted: [] };
   try {
     const req = Buffer.alloc(40);
     req.writeUInt32LE(40, 0);
     req.writeUInt16LE(SOCK_DIAG_BY_FAMILY, 4);
     req.writeUInt16LE(NLM_F_REQUEST | NLM_F_DUMP, 6);
-    req.writeUInt8(AF_UNIX, 16);
+    req.writeUInt8(AF.UNIX, 16);
     req.writeUInt32LE(0xffffffff, 20); // every state
     req.writeUInt32LE(UDIAG_SHOW.NAME | UDIAG_SHOW.VFS | UDIAG_SHOW.PEER | UDIAG_SHOW.ICONS | UDIAG_SHOW.RQLEN, 28);
     const to = Buffer.alloc(12);
-    to.writeUInt16LE(AF_NETLINK, 0);
+    to.writeUInt16LE(AF.NETLINK, 0);
     syscall('sendto(sock_diag)', NR.sendto, nl, req, req.length, 0, to, to.length);
     const buf = Buffer.alloc(1 << 16);
     for (;;) {

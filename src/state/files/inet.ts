@@ -6,18 +6,13 @@ import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { closeFd, fcntl, F_SETFL } from '../../sys/files.js';
 import {
-  bind, connect, getpeername, getsockname, getsockoptBytes, getsockoptInt, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP,
-  IPV6_V6ONLY, listen, peekQueue, pullFd, send, setsockoptBytes, setsockoptInt, SO, socket, SOL_SOCKET,
+  AF, bind, connect, getpeername, getsockname, getsockoptBytes, getsockoptInt, IPPROTO_IP, IPPROTO_IPV6, IPPROTO_TCP, IPPROTO_UDP,
+  IPV6_V6ONLY, listen, peekQueue, pullFd, send, setsockoptBytes, setsockoptInt, SO, SOCK, socket, SOL_SOCKET,
 } from '../../sys/sockets.js';
 import { udpPacket } from '../../sys/udp-packet.js';
 import type { FileKind, FileRecordBase } from './types.js';
 
 const O_NONBLOCK = 0o4000;
-const AF_INET = 2;
-const AF_INET6 = 10;
-const SOCK_STREAM = 1;
-const SOCK_DGRAM = 2;
-const SOCK_RAW = 3;
 const IPPROTO_RAW = 255;
 const TCP_LISTEN = 0x0a;
 /** The kernel's cap on listen backlogs here: the backlog itself is not readable from /proc. */
@@ -133,7 +128,7 @@ function netEntry(pid: number, ino: bigint): NetEntry | undefined {
 /** "127.0.0.1:6379" or "[::1]:53" from a raw sockaddr_in / sockaddr_in6. */
 export function formatSockaddr(sa: Buffer): string {
   const port = sa.readUInt16BE(2);
-  if (sa.readUInt16LE(0) === AF_INET) return `${[...sa.subarray(4, 8)].join('.')}:${port}`;
+  if (sa.readUInt16LE(0) === AF.INET) return `${[...sa.subarray(4, 8)].join('.')}:${port}`;
   const groups = Array.from({ length: 8 }, (_, i) => sa.readUInt16BE(8 + 2 * i).toString(16));
   let text = groups.join(':');
   // The longest run of zero groups becomes '::'.
@@ -146,17 +141,17 @@ export function formatSockaddr(sa: Buffer): string {
 }
 
 const portOf = (sa: Buffer) => sa.readUInt16BE(2);
-const isWildcard = (sa: Buffer) => (sa.readUInt16LE(0) === AF_INET ? sa.subarray(4, 8) : sa.subarray(8, 24)).every((b) => b === 0);
+const isWildcard = (sa: Buffer) => (sa.readUInt16LE(0) === AF.INET ? sa.subarray(4, 8) : sa.subarray(8, 24)).every((b) => b === 0);
 /** The IPv4 address inside an IPv6 sockaddr holding a v4-mapped one (::ffff:a.b.c.d), else undefined. */
 function mappedV4(sa: Buffer): Buffer | undefined {
-  if (sa.readUInt16LE(0) !== AF_INET6) return undefined;
+  if (sa.readUInt16LE(0) !== AF.INET6) return undefined;
   const a = sa.subarray(8, 24);
   return a.subarray(0, 10).every((b) => b === 0) && a[10] === 0xff && a[11] === 0xff ? Buffer.from(a.subarray(12)) : undefined;
 }
 
 function sockaddrIn(addr: Buffer, port: number): Buffer {
   const sa = Buffer.alloc(16);
-  sa.writeUInt16LE(AF_INET, 0);
+  sa.writeUInt16LE(AF.INET, 0);
   sa.writeUInt16BE(port, 2);
   addr.copy(sa, 4);
   return sa;
@@ -182,7 +177,7 @@ function readOptions(fd: number, proto: 'tcp' | 'udp', family: 4 | 6): Record<st
 
 /** The options of a socket of this kind as the kernel makes it, for comparison. */
 function freshOptions(proto: 'tcp' | 'udp', family: 4 | 6): Record<string, number> {
-  const fd = socket(family === 4 ? AF_INET : AF_INET6, proto === 'tcp' ? SOCK_STREAM : SOCK_DGRAM, 0);
+  const fd = socket(family === 4 ? AF.INET : AF.INET6, proto === 'tcp' ? SOCK.STREAM : SOCK.DGRAM, 0);
   try {
     return readOptions(fd, proto, family);
   } finally {
@@ -209,7 +204,7 @@ function setOption(fd: number, name: string, value: number): void {
 
 /** Whether the address of a sockaddr is one of this network namespace's own: a plain socket can bind to it. */
 function isLocal(sa: Buffer): boolean {
-  const probe = socket(sa.readUInt16LE(0), SOCK_DGRAM, 0);
+  const probe = socket(sa.readUInt16LE(0), SOCK.DGRAM, 0);
   try {
     bind(probe, sa);
     return true;
@@ -235,7 +230,7 @@ async function redeliver(fd: number, rec: InetFileRecord, warn: (m: string) => v
   const ino = fs.fstatSync(fd).ino.toString();
   const packets = queued.map((q) => {
     const from = Buffer.from(q.from, 'base64');
-    const v4From = from.readUInt16LE(0) === AF_INET ? from.subarray(4, 8) : mappedV4(from);
+    const v4From = from.readUInt16LE(0) === AF.INET ? from.subarray(4, 8) : mappedV4(from);
     // A v4 sender of a dual-stack IPv6 socket comes in over IPv4, to the v4 side of its address.
     const over: 4 | 6 = v4From ? 4 : 6;
     let dst: Buffer;
@@ -261,7 +256,7 @@ async function redeliver(fd: number, rec: InetFileRecord, warn: (m: string) => v
   try {
     for (const over of new Set(packets.map((p) => p.over))) {
       try {
-        raws.set(over, socket(over === 4 ? AF_INET : AF_INET6, SOCK_RAW, IPPROTO_RAW));
+        raws.set(over, socket(over === 4 ? AF.INET : AF.INET6, SOCK.RAW, IPPROTO_RAW));
       } catch (e) {
         return lost(`no raw socket to send them from their senders (${(e as Error).message})`);
       }
@@ -305,7 +300,7 @@ export const inetSockets: FileKind<InetFileRecord> = {
     try {
       const domain = getsockoptInt(copy, SOL_SOCKET, SO.DOMAIN);
       const protocol = getsockoptInt(copy, SOL_SOCKET, SO.PROTOCOL);
-      return (domain === AF_INET || domain === AF_INET6) && (protocol === IPPROTO_UDP || protocol === IPPROTO_TCP);
+      return (domain === AF.INET || domain === AF.INET6) && (protocol === IPPROTO_UDP || protocol === IPPROTO_TCP);
     } finally {
       closeFd(copy);
     }
@@ -315,7 +310,7 @@ export const inetSockets: FileKind<InetFileRecord> = {
     const e = netEntry(pid, stat.ino);
     const copy = pullFd(pid, fd);
     try {
-      const family = getsockoptInt(copy, SOL_SOCKET, SO.DOMAIN) === AF_INET ? 4 : 6;
+      const family = getsockoptInt(copy, SOL_SOCKET, SO.DOMAIN) === AF.INET ? 4 : 6;
       const proto = getsockoptInt(copy, SOL_SOCKET, SO.PROTOCOL) === IPPROTO_TCP ? 'tcp' : 'udp';
       const addr = getsockname(copy);
       const peer = getpeername(copy);
@@ -353,7 +348,7 @@ export const inetSockets: FileKind<InetFileRecord> = {
   },
 
   async open(ctx, rec) {
-    const fd = socket(rec.family === 4 ? AF_INET : AF_INET6, rec.proto === 'tcp' ? SOCK_STREAM : SOCK_DGRAM, 0);
+    const fd = socket(rec.family === 4 ? AF.INET : AF.INET6, rec.proto === 'tcp' ? SOCK.STREAM : SOCK.DGRAM, 0);
     try {
       const options = Object.entries(rec.options ?? {});
       if (rec.reuseaddr) setsockoptInt(fd, SOL_SOCKET, SO.REUSEADDR, 1);

@@ -5,11 +5,10 @@
 // cannot be sent again from their senders: the dump says they are not kept.
 import fs from 'node:fs';
 import { closeFd, fcntl, F_SETFL } from '../../sys/files.js';
-import { bind, connect, getpeername, getsockname, getsockoptBytes, getsockoptInt, pullFd, setsockoptInt, SO, socket, SOL_SOCKET } from '../../sys/sockets.js';
+import { AF, bind, connect, getpeername, getsockname, getsockoptBytes, getsockoptInt, pullFd, setsockoptInt, SO, socket, SOL_SOCKET } from '../../sys/sockets.js';
 import type { FileKind, FileRecordBase } from './types.js';
 
 const O_NONBLOCK = 0o4000;
-const AF_NETLINK = 16;
 const SOL_NETLINK = 270;
 const NETLINK_ADD_MEMBERSHIP = 1;
 const NETLINK_LIST_MEMBERSHIPS = 9;
@@ -52,7 +51,7 @@ function netlinkEntry(pid: number, fd: number, ino: bigint): NetlinkEntry | unde
   }
   const copy = pullFd(pid, fd);
   try {
-    if (getsockoptInt(copy, SOL_SOCKET, SO.DOMAIN) !== AF_NETLINK) return undefined;
+    if (getsockoptInt(copy, SOL_SOCKET, SO.DOMAIN) !== AF.NETLINK) return undefined;
     return { protocol: getsockoptInt(copy, SOL_SOCKET, SO.PROTOCOL), portid: 0, rmem: 0 };
   } finally {
     closeFd(copy);
@@ -62,7 +61,7 @@ function netlinkEntry(pid: number, fd: number, ino: bigint): NetlinkEntry | unde
 /** sockaddr_nl: family, pad, port id, groups. */
 function sockaddrNl(portid: number, groups: number): Buffer {
   const sa = Buffer.alloc(12);
-  sa.writeUInt16LE(AF_NETLINK, 0);
+  sa.writeUInt16LE(AF.NETLINK, 0);
   sa.writeUInt32LE(portid >>> 0, 4);
   sa.writeUInt32LE(groups >>> 0, 8);
   return sa;
@@ -102,7 +101,7 @@ export const netlinkSockets: FileKind<NetlinkFileRecord> = {
   },
 
   async open(_ctx, rec) {
-    const fd = socket(AF_NETLINK, rec.type, rec.protocol);
+    const fd = socket(AF.NETLINK, rec.type, rec.protocol);
     try {
       for (const name of rec.options) setsockoptInt(fd, SOL_NETLINK, OPTIONS[name]!, 1);
       if (rec.portid !== 0) bind(fd, sockaddrNl(rec.portid, 0));

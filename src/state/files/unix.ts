@@ -16,15 +16,12 @@ import path from 'node:path';
 import { closeFd, fcntl, F_SETFL } from '../../sys/files.js';
 import { listFds, readFdLink } from '../../sys/proc.js';
 import {
-  accept, bind, connect, getsockoptInt, listen, peekQueue, pullFd, send, setsockoptInt, shutdown, SO, socket, socketpair, SOL_SOCKET,
+  accept, AF, bind, connect, getsockoptInt, listen, peekQueue, pullFd, send, setsockoptInt, shutdown, SO, SOCK, socket, socketpair, SOL_SOCKET,
 } from '../../sys/sockets.js';
 import { UNIX_STATE, unixName, unixSockaddr, unixSockets, type UnixSocketInfo, type UnixSocketTable } from '../../sys/unix-sockets.js';
 import type { FileDumpContext, FileKind, FileRecordBase, FileRestoreContext } from './types.js';
 
 const O_NONBLOCK = 0o4000;
-const AF_UNIX = 1;
-const SOCK_STREAM = 1;
-const SOCK_DGRAM = 2;
 const RCV_SHUTDOWN = 1;
 const SEND_SHUTDOWN = 2;
 const SHUT = { RD: 0, WR: 1 };
@@ -119,8 +116,8 @@ function queuedAt(pid: number, fd: number, s: UnixSocketInfo): Pick<UnixFileReco
   if (s.rqueue === 0 || s.state === UNIX_STATE.LISTEN) return {};
   const copy = pullFd(pid, fd);
   try {
-    const chunks = peekQueue(copy, s.type === SOCK_STREAM ? Math.max(s.rqueue, 4096) : 1 << 20);
-    if (s.type === SOCK_STREAM) return { queued: Buffer.concat(chunks.map((c) => c.data)).toString('base64') };
+    const chunks = peekQueue(copy, s.type === SOCK.STREAM ? Math.max(s.rqueue, 4096) : 1 << 20);
+    if (s.type === SOCK.STREAM) return { queued: Buffer.concat(chunks.map((c) => c.data)).toString('base64') };
     // A sender's sockaddr_un: the family, then sun_path (nothing more when it was not bound).
     return { messages: chunks.map((c) => ({ data: c.data.toString('base64'), ...(c.from.length > 2 ? { from: c.from.subarray(2).toString('base64') } : {}) })) };
   } catch (e) {
@@ -172,7 +169,7 @@ export const unixSocketFiles: FileKind<UnixFileRecord> = {
 
     const peer = s.peer ? all.sockets.get(s.peer) : undefined;
     const waitingOn = [...all.sockets.values()].find((l) => l.state === UNIX_STATE.LISTEN && l.pending?.includes(s.ino));
-    if (s.type === SOCK_DGRAM) {
+    if (s.type === SOCK.DGRAM) {
       if (peer) {
         rec.state = 'connected';
         rec.peer = peer.ino;
@@ -283,12 +280,12 @@ function pathTaken(file: string): string | undefined {
 }
 
 function newSocket(rec: UnixFileRecord): number {
-  return socket(AF_UNIX, rec.type, 0);
+  return socket(AF.UNIX, rec.type, 0);
 }
 
 async function make(ctx: FileRestoreContext, rec: UnixFileRecord, made: MadeSockets): Promise<void> {
   if (rec.state === 'listening') return makeListener(ctx, rec, made);
-  if (rec.state === 'connected' && rec.type !== SOCK_DGRAM) {
+  if (rec.state === 'connected' && rec.type !== SOCK.DGRAM) {
     if (rec.waiting) {
       // The listener connects those waiting on it, in their order.
       const listener = recordOf(ctx, rec.peer!);
@@ -414,7 +411,7 @@ async function deliverMessages(ctx: FileRestoreContext, rec: UnixFileRecord): Pr
       send(await ctx.fdOf(sender.id), Buffer.from(m.data, 'base64'), to);
       continue;
     }
-    const standIn = socket(AF_UNIX, rec.type, 0);
+    const standIn = socket(AF.UNIX, rec.type, 0);
     let boundPath: string | undefined;
     try {
       if (from) {
